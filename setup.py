@@ -1,0 +1,39 @@
+"""Installable package for LongVideoGAN, re-built (Brooks et al., NeurIPS 2022)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="longvideogan",
+    version="0.1.0",
+    description="Generating Long Videos of Dynamic Scenes: a clean PyTorch implementation",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(
+        include=["torch_utils*", "networks*", "datasets*", "training*", "metrics*"]
+    ),
+    install_requires=[
+        "torch>=2.1",
+        "numpy>=1.22",
+        "scipy>=1.8",
+        "click>=8.0",
+        "imageio>=2.22",
+        "imageio-ffmpeg>=0.4.7",
+        "av>=10",
+        "pillow>=9.1",
+        "tqdm>=4.60",
+        "safetensors>=0.4",
+        "einops>=0.6",
+        "tensorboard>=2.10",
+    ],
+    extras_require={
+        # lpips needs torchvision; kept optional so the core install stays small.
+        "metrics": ["lpips>=0.1.4"],
+        "test": ["pytest>=7", "ruff>=0.5"],
+    },
+    entry_points={
+        "console_scripts": [
+            "lvg-dataset=datasets.cli:main",
+        ],
+    },
+)
