@@ -8,7 +8,7 @@ setup(
     description="Generating Long Videos of Dynamic Scenes: a clean PyTorch implementation",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(
         include=["torch_utils*", "networks*", "datasets*", "training*", "metrics*"]
     ),

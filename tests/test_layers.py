@@ -1,0 +1,79 @@
+"""bias_act, equalized-lr layers and shape checks against direct references (spec §1.1, §1.2)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from torch_utils.bias_act import bias_act
+from torch_utils.layers import Conv, FullyConnected
+from torch_utils.misc import assert_shape, choose_device
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bias_act_reference(dtype):
+    x = torch.randn(2, 5, 7, dtype=dtype) * 300
+    b = torch.randn(5, dtype=dtype)
+    y = bias_act(x, b, dim=1, act="lrelu", clamp=256)
+    z = x.numpy() + b.numpy()[None, :, None]
+    want = np.clip(np.where(z >= 0, z, 0.2 * z) * math.sqrt(2), -256, 256)  # clamp after gain
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6, atol=1e-6)
+    lin = bias_act(x, b, dim=1, act="linear", gain=0.5)
+    np.testing.assert_allclose(lin.numpy(), z * 0.5, rtol=1e-6)
+    assert bias_act(x, b, dim=1, act="lrelu", clamp=256).abs().max() <= 256
+
+
+def test_bias_act_other_axis_and_errors():
+    x = torch.randn(3, 4)
+    b = torch.randn(4)
+    torch.testing.assert_close(bias_act(x, b, dim=-1), x + b)
+    with pytest.raises(ValueError, match="unknown activation"):
+        bias_act(x, act="swish2")
+    with pytest.raises(ValueError, match="does not fit"):
+        bias_act(x, torch.zeros(3), dim=-1)
+
+
+def test_fully_connected_equalized_lr():
+    torch.manual_seed(0)
+    fc = FullyConnected(16, 8, activation="lrelu", lr_mul=0.01, bias_init=1.0)
+    assert fc.bias.detach().eq(100.0).all()  # stored as bias_init / lr_mul
+    x = torch.randn(3, 16)
+    w = fc.weight.detach().numpy() * 0.01 / math.sqrt(16)
+    z = x.numpy() @ w.T + fc.bias.detach().numpy() * 0.01
+    want = np.where(z >= 0, z, 0.2 * z) * math.sqrt(2)
+    np.testing.assert_allclose(fc(x).detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    # Applies over the last axis of any leading shape, e.g. per time step.
+    assert fc(torch.randn(2, 5, 16)).shape == (2, 5, 8)
+
+
+@pytest.mark.parametrize("dims,kernel", [(1, 3), (2, 3), (3, (5, 3, 3))])
+def test_conv_equalized_lr(dims, kernel):
+    torch.manual_seed(0)
+    conv = Conv(4, 6, kernel, dims=dims, activation="lrelu", clamp=256)
+    x = torch.randn(2, 4, *([7] * dims), dtype=torch.float64)
+    k = (kernel,) * dims if isinstance(kernel, int) else kernel
+    gain = 1 / math.sqrt(4 * math.prod(k))
+    ref = getattr(torch.nn.functional, f"conv{dims}d")(
+        x, conv.weight.double() * gain, padding=tuple(s // 2 for s in k)
+    )
+    want = torch.nn.functional.leaky_relu(ref, 0.2) * math.sqrt(2)
+    torch.testing.assert_close(conv.double()(x), want)
+    assert conv(x).shape == want.shape  # 'same' padding keeps the size
+
+
+def test_assert_shape():
+    x = torch.zeros(2, 3, 4, 5, 6)
+    assert assert_shape(x, "n c t h w", c=3, h=5) == {"n": 2, "c": 3, "t": 4, "h": 5, "w": 6}
+    with pytest.raises(ValueError, match="axis 'c'"):
+        assert_shape(x, "n c t h w", c=4)
+    with pytest.raises(ValueError, match="5 axes"):
+        assert_shape(x[0], "n c t h w")
+
+
+def test_choose_device():
+    assert choose_device("cpu").type == "cpu"
+    assert choose_device(None).type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="--device cpu"):
+            choose_device("cuda")

@@ -1,0 +1,98 @@
+"""Equalized-learning-rate layers (spec §1.1).
+
+Parameters are stored as N(0,1)·(init/lr_mul) and scaled at run time by lr_mul/sqrt(fan_in)
+(weights) and lr_mul (biases), so Adam sees every layer at the same scale (StyleGAN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torch_utils.bias_act import ACTIVATIONS, bias_act
+
+
+class FullyConnected(nn.Module):
+    """y = act(x·(W·lr_mul/sqrt(in))ᵀ + b·lr_mul) over the last axis of `x` (`... in`)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_mul: float = 1.0,
+        bias_init: float = 0.0,
+        weight_init: float = 1.0,
+    ):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.activation, self.lr_mul = activation, lr_mul
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * (weight_init / lr_mul))
+        self.bias = (
+            nn.Parameter(torch.full([out_features], float(bias_init) / lr_mul)) if bias else None
+        )
+        self.weight_gain = lr_mul / math.sqrt(in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = None if self.bias is None else self.bias.to(x.dtype) * self.lr_mul
+        if self.activation == "linear":
+            return F.linear(x, w, b)
+        return bias_act(F.linear(x, w), b, dim=-1, act=self.activation)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, act={self.activation}, lr_mul={self.lr_mul}"
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+class Conv(nn.Module):
+    """Equalized-lr convolution in 1, 2 or 3 dimensions with zero 'same' padding by default,
+    then bias + activation + gain + clamp (spec §1.1, §1.2)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, Sequence[int]],
+        dims: int = 2,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_mul: float = 1.0,
+        clamp: Optional[float] = None,
+        padding: Union[str, int, Sequence[int]] = "same",
+    ):
+        super().__init__()
+        if dims not in _CONV:
+            raise ValueError(f"dims must be 1, 2 or 3, got {dims}")
+        kernel = (kernel_size,) * dims if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != dims:
+            raise ValueError(f"kernel_size {kernel_size} does not have {dims} dimensions")
+        self.dims, self.kernel = dims, kernel
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.activation, self.lr_mul, self.clamp = activation, lr_mul, clamp
+        self.padding = tuple(k // 2 for k in kernel) if padding == "same" else padding
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, *kernel) / lr_mul)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = lr_mul / math.sqrt(in_channels * math.prod(kernel))
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        x = _CONV[self.dims](x, w, padding=self.padding)
+        b = None if self.bias is None else self.bias * self.lr_mul
+        clamp = None if self.clamp is None else self.clamp * gain
+        act_gain = ACTIVATIONS[self.activation].default_gain * gain
+        return bias_act(x, b, dim=1, act=self.activation, gain=act_gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}->{self.out_channels}, kernel={self.kernel}, act={self.activation}, "
+            f"clamp={self.clamp}"
+        )
