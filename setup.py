@@ -34,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lvg-dataset=datasets.cli:main",
+            "lvg-convert=networks.cli:main",
         ],
     },
 )

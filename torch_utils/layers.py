@@ -83,13 +83,19 @@ class Conv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = lr_mul / math.sqrt(in_channels * math.prod(kernel))
 
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
-        x = _CONV[self.dims](x, w, padding=self.padding)
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution alone (callers may resample before `activate`)."""
+        return _CONV[self.dims](x, self.weight.to(x.dtype) * self.weight_gain, padding=self.padding)
+
+    def activate(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """Bias, activation with its default gain times `gain`, clamp times `gain`."""
         b = None if self.bias is None else self.bias * self.lr_mul
         clamp = None if self.clamp is None else self.clamp * gain
         act_gain = ACTIVATIONS[self.activation].default_gain * gain
         return bias_act(x, b, dim=1, act=self.activation, gain=act_gain, clamp=clamp)
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        return self.activate(self.convolve(x), gain)
 
     def extra_repr(self) -> str:
         return (

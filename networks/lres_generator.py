@@ -1,0 +1,358 @@
+"""The low-resolution video generator (spec §2).
+
+    noise [n, 8, L_in*32 + 4999]
+      -> TemporalNoiseBank (128 Kaiser lowpass filters)      -> embedding [n, 1024, L_in*32]
+      -> MappingNetwork (per frame)                          -> w [n, L_in*32, 1024]
+      -> per-layer latent sequences (Kaiser x2 down in time, centre crops, §2.4)
+      -> temporal input (FC of the coarsest w + learned 3x4 constant)
+      -> 6 spacetime blocks (3x3x3, five x2 time ups, two x2 space ups)
+      -> 4 spatial blocks (1x3x3, two x2 space ups) -> ToRGB -> x 0.25  -> video [n, 3, T, H, W]
+
+It is fully convolutional in time with 8-frame margins per layer, so it is exactly
+shift-equivariant for shifts of 32 frames (§2.10): that is what makes chunked, seekable
+generation of unbounded videos possible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from networks.noise import NoiseBankConfig, TemporalNoiseBank
+from torch_utils.bias_act import bias_act
+from torch_utils.layers import FullyConnected
+from torch_utils.misc import assert_shape
+from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
+
+SQRT_HALF = math.sqrt(0.5)
+
+
+@dataclass(frozen=True)
+class LowResGeneratorConfig:
+    """Defaults are the paper's (spec §2); see `networks.presets` for small ones."""
+
+    height: int = 36
+    width: int = 64
+    input_channels: int = 512  # of the temporal input / learned spatial constant
+    # Output channels of the 6 spacetime blocks, then the 4 spatial blocks.
+    channels: tuple[int, ...] = (512, 512, 512, 512, 256, 256, 128, 128, 64, 64)
+    latent_dim: int = 1024
+    noise: NoiseBankConfig = field(default_factory=NoiseBankConfig)
+    mapping_layers: int = 2
+    mapping_lr_mul: float = 0.01
+    temporal_padding: int = 8
+    temporal_kernel: int = 3
+    spatial_kernel: int = 3
+    output_scale: float = 0.25
+    conv_clamp: float = 256.0
+
+    # The block schedule of spec §2.5 (fixed by the architecture).
+    temporal_up: tuple[bool, ...] = (True, True, True, True, True, False)
+    spatial_up: tuple[bool, ...] = (
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    )
+
+    def __post_init__(self):
+        if len(self.channels) != len(self.spatial_up):
+            raise ValueError(
+                f"channels needs {len(self.spatial_up)} entries, got {len(self.channels)}"
+            )
+        if min(self.height, self.width) < 1:
+            raise ValueError(f"impossible output size {self.height}x{self.width}")
+
+    @property
+    def num_temporal_blocks(self) -> int:
+        return len(self.temporal_up)
+
+    @property
+    def time_factor(self) -> int:
+        return 2 ** sum(self.temporal_up)  # 32
+
+    def canvases(self) -> list[tuple[int, int]]:
+        """(h, w) after each spatial doubling: ceil(size / 2^k) (spec §2.5's rule, e.g. 3x4, 5x8,
+        9x16, 18x32, 36x64 for 36x64; 4:3, 1:1 and portrait sizes work the same way)."""
+        ups = sum(self.spatial_up)
+        return [
+            (math.ceil(self.height / 2 ** (ups - k)), math.ceil(self.width / 2 ** (ups - k)))
+            for k in range(ups + 1)
+        ]
+
+    def sequence_lengths(self, num_frames: int) -> list[int]:
+        """Temporal lengths: the input, then each spacetime block's output (spec §2.4)."""
+        p, ups = self.temporal_padding, sum(self.temporal_up)
+        lengths = [math.ceil(num_frames / 2**ups) + 2 * p]
+        level = ups
+        for up in self.temporal_up:
+            level -= int(up)
+            lengths.append(math.ceil(num_frames / 2**level) + 2 * p if up else num_frames)
+        return lengths
+
+    def noise_length(self, num_frames: int) -> int:
+        """Raw noise samples needed for `num_frames` frames: L_in*32 + max_taps - 1."""
+        return self.sequence_lengths(num_frames)[0] * self.time_factor + self.max_taps - 1
+
+    @property
+    def max_taps(self) -> int:
+        return math.ceil(self.noise.max_sampling_rate / 2)
+
+
+def centre_crop(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Keep `size` samples along `dim`, starting at floor((len - size) / 2) (spec §2.4)."""
+    length = x.shape[dim]
+    if size > length:
+        raise ValueError(f"cannot crop {length} samples to {size}")
+    return x.narrow(dim, (length - size) // 2, size)
+
+
+class MagnitudeEMA(nn.Module):
+    """Running mean square of a layer's input; returns the input gain rsqrt(m) (spec §2.9).
+
+    Updated only when called with beta < 1 (the D step's fake forward in training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("value", torch.ones([]))
+
+    def forward(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        if beta < 1:
+            stat = x.detach().float().square().mean()
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(stat)
+                stat /= torch.distributed.get_world_size()
+            self.value.copy_(stat.lerp(self.value, beta))
+        return self.value.rsqrt()
+
+
+class MappingNetwork(nn.Module):
+    """Per-frame 2nd-moment normalisation, then FC layers with lrelu at lr_mul 0.01 (§2.3).
+    Input and output are `n l c` (channels last)."""
+
+    def __init__(self, channels: int, num_layers: int = 2, lr_mul: float = 0.01):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            FullyConnected(channels, channels, activation="lrelu", lr_mul=lr_mul)
+            for _ in range(num_layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * (x.square().mean(dim=-1, keepdim=True) + 1e-8).rsqrt()
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def modulated_conv3d(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gain, demodulate: bool = True
+) -> torch.Tensor:
+    """Per-frame modulated 3-D convolution (spec §2.7).
+
+    x `[n, ci, t, h, w]`, weight `[co, ci, kt, kh, kw]`, styles `[n, ci, t]` (one per frame).
+    Activations are modulated frame by frame; with demodulation, weight and styles are first
+    max-abs normalised and each output frame is demodulated with its own frame's style.
+    """
+    co, ci, kt, kh, kw = weight.shape
+    if demodulate:
+        weight = weight / weight.abs().amax(dim=(1, 2, 3, 4), keepdim=True)
+        styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
+    weight = weight / math.sqrt(ci * kt * kh * kw)
+    x = x * gain * styles[..., None, None]
+    y = nn.functional.conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
+    if demodulate:
+        # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8)
+        dcoefs = (
+            torch.einsum("oi,nit->not", weight.square().sum(dim=(2, 3, 4)), styles.square()) + 1e-8
+        ).rsqrt()
+        y = y * dcoefs[..., None, None].to(y.dtype)
+    return y
+
+
+class ResBlock3d(nn.Module):
+    """A residual block of modulated 3-D convs (spec §2.6). With `temporal_kernel` 1 it is a
+    "spatial" block: every frame is processed on its own (styles still vary per frame)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        latent_dim: int,
+        temporal_kernel: int,
+        spatial_kernel: int,
+        temporal_up: bool,
+        spatial_up: bool,
+        conv_clamp: float,
+    ):
+        super().__init__()
+        kernel = (temporal_kernel, spatial_kernel, spatial_kernel)
+        self.temporal_up, self.spatial_up, self.conv_clamp = temporal_up, spatial_up, conv_clamp
+        self.affine0 = FullyConnected(latent_dim, in_channels, bias_init=1.0)
+        self.affine1 = FullyConnected(latent_dim, in_channels, bias_init=1.0)
+        self.weight0 = nn.Parameter(torch.randn(in_channels, in_channels, *kernel))
+        self.weight1 = nn.Parameter(torch.randn(out_channels, in_channels, *kernel))
+        self.weight_skip = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1, 1))
+        self.bias0 = nn.Parameter(torch.zeros(in_channels))
+        self.bias1 = nn.Parameter(torch.zeros(out_channels))
+        self.ema0, self.ema1 = MagnitudeEMA(), MagnitudeEMA()
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        out_length: int,
+        out_size: tuple[int, int],
+        beta: float = 1.0,
+    ) -> torch.Tensor:
+        """x `[n, ci, t, h, w]`, w `[n, t, latent]` at the block's input rate and length."""
+        x = x * self.ema0(x, beta)
+        h = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), 1.0)
+        h = bias_act(h, self.bias0, act="lrelu", clamp=self.conv_clamp)
+        h = modulated_conv3d(h, self.weight1, self.affine1(w).transpose(1, 2), self.ema1(h, beta))
+        skip_weight = self.weight_skip / math.sqrt(self.weight_skip.shape[1])
+        skip = nn.functional.conv3d(x, skip_weight.to(x.dtype))
+        h = (h + skip) * SQRT_HALF
+        if self.temporal_up:
+            h = upsample(h, linear_filter(2), 2, dims=(2,))
+        h = centre_crop(h, 2, out_length)  # the last spacetime block only crops (T+16 -> T)
+        if self.spatial_up:
+            h = upsample(h, linear_filter(2), 2, dims=(3, 4))
+            h = centre_crop(centre_crop(h, 3, out_size[0]), 4, out_size[1])
+        return bias_act(h, self.bias1, act="lrelu", clamp=self.conv_clamp)
+
+
+class ToRGB(nn.Module):
+    """1x1x1 modulated conv without demodulation, bias, clamp (spec §2.8)."""
+
+    def __init__(
+        self, in_channels: int, latent_dim: int, out_channels: int = 3, conv_clamp: float = 256.0
+    ):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnected(latent_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.ema = MagnitudeEMA()
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+        styles = self.affine(w).transpose(1, 2)
+        y = modulated_conv3d(x, self.weight, styles, self.ema(x, beta), demodulate=False)
+        return bias_act(y, self.bias, clamp=self.conv_clamp)
+
+
+class LowResGenerator(nn.Module):
+    """Noise -> video, fully convolutional in time (spec §2).
+
+    `from_noise(noise, T)` is the core call (the caller owns randomness and time offsets);
+    `forward(batch, T, generator=...)` draws the noise itself.
+    """
+
+    kind = "lres_generator"
+
+    def __init__(self, cfg: LowResGeneratorConfig = LowResGeneratorConfig()):
+        super().__init__()
+        self.cfg = cfg
+        h0, w0 = cfg.canvases()[0]
+        self.noise_bank = TemporalNoiseBank(cfg.noise)
+        self.mapping = MappingNetwork(cfg.noise.channels, cfg.mapping_layers, cfg.mapping_lr_mul)
+        if cfg.noise.channels != cfg.latent_dim:
+            raise ValueError(
+                "the mapping keeps the width: latent_dim must equal the noise embedding's"
+            )
+        self.temporal_input = FullyConnected(cfg.latent_dim, cfg.input_channels)
+        self.spatial_const = nn.Parameter(torch.randn(1, cfg.input_channels, 1, h0, w0))
+        blocks, c_in = [], cfg.input_channels
+        for i, c_out in enumerate(cfg.channels):
+            spacetime = i < cfg.num_temporal_blocks
+            blocks.append(
+                ResBlock3d(
+                    c_in,
+                    c_out,
+                    cfg.latent_dim,
+                    temporal_kernel=cfg.temporal_kernel if spacetime else 1,
+                    spatial_kernel=cfg.spatial_kernel,
+                    temporal_up=spacetime and cfg.temporal_up[i],
+                    spatial_up=cfg.spatial_up[i],
+                    conv_clamp=cfg.conv_clamp,
+                )
+            )
+            c_in = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.to_rgb = ToRGB(c_in, cfg.latent_dim, conv_clamp=cfg.conv_clamp)
+
+    # -- latents -------------------------------------------------------------------------------
+
+    def latents(
+        self, noise: torch.Tensor, num_frames: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Noise -> (embedding `[n, c, L_emb]`, per-layer latent sequences `[n, t, latent]`).
+
+        The sequences are: one per spacetime block (at its input rate and length), one for the
+        temporal input (= the first block's), and one per spatial block and ToRGB (§2.4)."""
+        cfg = self.cfg
+        assert_shape(noise, "n c l", c=cfg.noise.noise_channels, l=cfg.noise_length(num_frames))
+        emb = self.noise_bank(noise)
+        w = self.mapping(emb.transpose(1, 2))  # [n, L_emb, latent] at full frame rate
+        lengths = cfg.sequence_lengths(num_frames)
+        kaiser = kaiser_filter(2)
+        per_block = [None] * cfg.num_temporal_blocks
+        level = w
+        for i in reversed(range(cfg.num_temporal_blocks)):
+            # Block i reads w at its input rate; every x2 downsample starts from the uncropped
+            # sequence of the finer level (§2.4).
+            if i + 1 < cfg.num_temporal_blocks and cfg.temporal_up[i]:
+                level = downsample(level, kaiser, 2, dims=(1,))
+            per_block[i] = centre_crop(level, 1, lengths[i])
+        frame_rate = centre_crop(w, 1, num_frames)
+        num_spatial = len(cfg.channels) - cfg.num_temporal_blocks
+        return emb, per_block + [frame_rate] * (num_spatial + 1)
+
+    # -- synthesis -----------------------------------------------------------------------------
+
+    def synthesis(self, ws: list[torch.Tensor], num_frames: int, beta: float = 1.0) -> torch.Tensor:
+        cfg = self.cfg
+        lengths = cfg.sequence_lengths(num_frames)
+        canvases = iter(cfg.canvases())
+        size = next(canvases)
+        x = self.temporal_input(ws[0]).transpose(1, 2)[..., None, None]  # [n, c, t, 1, 1]
+        x = (x + self.spatial_const.to(x.dtype)) * SQRT_HALF
+        for i, block in enumerate(self.blocks):
+            if block.spatial_up:
+                size = next(canvases)
+            out_len = lengths[i + 1] if i < cfg.num_temporal_blocks else num_frames
+            x = block(x, ws[i], out_len, size, beta)
+        x = self.to_rgb(x, ws[-1], beta)
+        return x.float() * cfg.output_scale
+
+    def from_noise(
+        self, noise: torch.Tensor, num_frames: int, magnitude_ema_beta: float = 1.0
+    ) -> torch.Tensor:
+        """`[n, 8, noise_length(T)]` raw noise -> `[n, 3, T, H, W]` video in about [-1, 1]."""
+        _, ws = self.latents(noise, num_frames)
+        return self.synthesis(ws, num_frames, magnitude_ema_beta)
+
+    def forward(
+        self,
+        batch: int,
+        num_frames: int,
+        generator: torch.Generator | None = None,
+        magnitude_ema_beta: float = 1.0,
+    ) -> torch.Tensor:
+        device = self.spatial_const.device
+        noise = torch.randn(
+            batch,
+            self.cfg.noise.noise_channels,
+            self.cfg.noise_length(num_frames),
+            generator=generator,
+            device=device,
+        )
+        return self.from_noise(noise, num_frames, magnitude_ema_beta)
