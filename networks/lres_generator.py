@@ -28,6 +28,7 @@ from torch_utils.misc import assert_shape
 from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
 
 SQRT_HALF = math.sqrt(0.5)
+SQRT_2 = math.sqrt(2)
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,14 @@ class MappingNetwork(nn.Module):
 
 
 def modulated_conv3d(
-    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, gain, demodulate: bool = True
-) -> torch.Tensor:
-    """Per-frame modulated 3-D convolution (spec §2.7).
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    input_gain: torch.Tensor | float = 1.0,
+    demodulate: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-frame modulated 3-D convolution (spec §2.7); returns (conv output, demodulation
+    coefficients `[n, co, t]` or None), so callers can fuse the demodulation into what follows.
 
     x `[n, ci, t, h, w]`, weight `[co, ci, kt, kh, kw]`, styles `[n, ci, t]` (one per frame).
     Activations are modulated frame by frame; with demodulation, weight and styles are first
@@ -167,15 +173,25 @@ def modulated_conv3d(
         weight = weight / weight.abs().amax(dim=(1, 2, 3, 4), keepdim=True)
         styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
     weight = weight / math.sqrt(ci * kt * kh * kw)
-    x = x * gain * styles[..., None, None]
+    x = x * (styles * input_gain).to(x.dtype)[..., None, None]  # one pass over x
     y = nn.functional.conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
-    if demodulate:
-        # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8)
-        dcoefs = (
-            torch.einsum("oi,nit->not", weight.square().sum(dim=(2, 3, 4)), styles.square()) + 1e-8
-        ).rsqrt()
-        y = y * dcoefs[..., None, None].to(y.dtype)
-    return y
+    if not demodulate:
+        return y, None
+    # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8)
+    wsq = weight.square().sum(dim=(2, 3, 4))
+    return y, (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
+
+
+def _frames(coefs: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`[n, c, t]` per-frame coefficients, broadcastable over `[n, c, t, h, w]`."""
+    return coefs[..., None, None].to(like.dtype)
+
+
+def lrelu_clamp(x: torch.Tensor, clamp: float) -> torch.Tensor:
+    """lrelu (slope 0.2) and clamp of an input already multiplied by the lrelu gain sqrt(2):
+    since lrelu(a) * g == lrelu(a * g) for g > 0, folding the gain into the preceding linear
+    step saves a pass over the tensor."""
+    return nn.functional.leaky_relu(x, 0.2, inplace=True).clamp(-clamp, clamp)
 
 
 class ResBlock3d(nn.Module):
@@ -213,21 +229,33 @@ class ResBlock3d(nn.Module):
         out_size: tuple[int, int],
         beta: float = 1.0,
     ) -> torch.Tensor:
-        """x `[n, ci, t, h, w]`, w `[n, t, latent]` at the block's input rate and length."""
-        x = x * self.ema0(x, beta)
-        h = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), 1.0)
-        h = bias_act(h, self.bias0, act="lrelu", clamp=self.conv_clamp)
-        h = modulated_conv3d(h, self.weight1, self.affine1(w).transpose(1, 2), self.ema1(h, beta))
-        skip_weight = self.weight_skip / math.sqrt(self.weight_skip.shape[1])
-        skip = nn.functional.conv3d(x, skip_weight.to(x.dtype))
-        h = (h + skip) * SQRT_HALF
+        """x `[n, ci, t, h, w]`, w `[n, t, latent]` at the block's input rate and length.
+
+        Spec §2.6, with the scalar gains folded into neighbouring linear steps (the input gain
+        into the styles and the skip weight; sqrt(0.5) and the lrelu gain sqrt(2) into the
+        demodulation and the upsampling), which saves passes over the activations.
+        """
+        g0 = self.ema0(x, beta)  # x itself is never rescaled: the gain rides on s0 and the skip
+        h, d0 = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), g0)
+        bias0 = (self.bias0 * SQRT_2).reshape(1, -1, 1, 1, 1).to(h.dtype)
+        h = lrelu_clamp(torch.addcmul(bias0, h, _frames(d0 * SQRT_2, h)), self.conv_clamp)
+        s1 = self.affine1(w).transpose(1, 2)
+        h, d1 = modulated_conv3d(h, self.weight1, s1, self.ema1(h, beta))
+        skip_gain = g0 * SQRT_HALF / math.sqrt(self.weight_skip.shape[1])
+        skip = nn.functional.conv3d(x, (self.weight_skip * skip_gain).to(x.dtype))
+        h = torch.addcmul(skip, h, _frames(d1 * SQRT_HALF, h))  # (conv1 * d1 + skip) * sqrt(.5)
+        gain = SQRT_2  # the output lrelu's gain, applied by the first linear step below
         if self.temporal_up:
-            h = upsample(h, linear_filter(2), 2, dims=(2,))
+            h = upsample(h, linear_filter(2), 2, dims=(2,), gain=gain)
+            gain = 1.0
         h = centre_crop(h, 2, out_length)  # the last spacetime block only crops (T+16 -> T)
         if self.spatial_up:
-            h = upsample(h, linear_filter(2), 2, dims=(3, 4))
+            h = upsample(h, linear_filter(2), 2, dims=(3, 4), gain=gain)
             h = centre_crop(centre_crop(h, 3, out_size[0]), 4, out_size[1])
-        return bias_act(h, self.bias1, act="lrelu", clamp=self.conv_clamp)
+            gain = 1.0
+        bias1 = (self.bias1 * SQRT_2).reshape(1, -1, 1, 1, 1).to(h.dtype)
+        h = h + bias1 if gain == 1.0 else torch.add(bias1, h, alpha=gain)
+        return lrelu_clamp(h, self.conv_clamp)
 
 
 class ToRGB(nn.Module):
@@ -245,7 +273,7 @@ class ToRGB(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         styles = self.affine(w).transpose(1, 2)
-        y = modulated_conv3d(x, self.weight, styles, self.ema(x, beta), demodulate=False)
+        y, _ = modulated_conv3d(x, self.weight, styles, self.ema(x, beta), demodulate=False)
         return bias_act(y, self.bias, clamp=self.conv_clamp)
 
 

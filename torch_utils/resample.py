@@ -302,13 +302,16 @@ def default_down_padding(num_taps: int, down: int) -> Padding:
     return (num_taps - down + 1) // 2, (num_taps - down) // 2
 
 
-def upsample(x: torch.Tensor, f, up: int = 2, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
+def upsample(
+    x: torch.Tensor, f, up: int = 2, dims: Sequence[int] = (-2, -1), gain: float = 1.0
+) -> torch.Tensor:
     """Upsample by `up` along each axis in `dims` with the default padding and gain `up` per
-    axis (zero borders), e.g. `dims=(2,)` for the time axis of an `n c t h w` video."""
+    axis (zero borders), e.g. `dims=(2,)` for the time axis of an `n c t h w` video. An extra
+    `gain` multiplies the result (folded into the first axis' filter)."""
     taps = np.asarray(f, dtype=np.float64)
     pad = default_up_padding(len(taps), up)
-    for d in dims:
-        x = upfirdn(x, taps, dim=d, up=up, padding=pad, gain=up)
+    for i, d in enumerate(dims):
+        x = upfirdn(x, taps, dim=d, up=up, padding=pad, gain=up * (gain if i == 0 else 1.0))
     return x
 
 
