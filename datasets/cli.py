@@ -1,0 +1,439 @@
+"""`lvg-dataset`: make zip-shard video datasets from videos, frame folders or the synthetic benchmark,
+and inspect them (spec §7)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar, Union
+
+import click
+import numpy as np
+import tqdm
+
+from datasets.shards import (
+    Resolution,
+    ShardFolder,
+    ShardWriter,
+    describe_difference,
+    encode_jpeg,
+    format_resolution,
+    list_resolutions,
+    parse_resolution,
+    resolution_dirname,
+    shard_path,
+    write_clip,
+)
+from datasets.video_io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoReadError,
+    list_files,
+    read_image,
+    read_video,
+    resize_frame,
+)
+
+# A source frame: one RGB uint8 array of any size (resized to every resolution), or one array per
+# resolution already at that size (the synthetic benchmark renders each resolution directly).
+SourceFrame = Union[np.ndarray, Mapping[Resolution, np.ndarray]]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class ClipSource:
+    """One clip to write: its clip_dir in the shard, what to name in warnings, and its frames."""
+
+    clip_dir: str
+    label: str
+    frames: Callable[[], Iterator[tuple[str, SourceFrame]]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The shared writing path of all three commands
+
+
+def _encode(frame: SourceFrame, resolutions: list[Resolution]) -> dict[Resolution, bytes]:
+    """Resize (crop to aspect + Lanczos, spec §7.2) and JPEG-encode one frame at every resolution."""
+    return {
+        res: encode_jpeg(resize_frame(frame[res] if isinstance(frame, Mapping) else frame, *res))
+        for res in resolutions
+    }
+
+
+def _ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`map(fn, items)` on `workers` threads, in order, with a bounded read-ahead.
+
+    PIL releases the GIL while resizing and encoding, so threads give a real speed-up.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _check_resolutions(res: tuple[str, ...]) -> list[Resolution]:
+    try:
+        return sorted({parse_resolution(value) for value in res})
+    except ValueError as e:
+        raise click.ClickException(f"--res {e}") from None
+
+
+def _partition_sources(
+    sources: list[ClipSource], num_partitions: int, partition: int
+) -> list[ClipSource]:
+    if num_partitions < 1:
+        raise click.ClickException(f"--num-partitions must be >= 1, got {num_partitions}")
+    if not 0 <= partition < num_partitions:
+        raise click.ClickException(
+            f"--partition {partition} is out of range for --num-partitions {num_partitions}; "
+            f"use 0..{num_partitions - 1}"
+        )
+    seen: dict[str, str] = {}
+    for source in sources:
+        if source.clip_dir in seen:
+            raise click.ClickException(
+                f"{seen[source.clip_dir]} and {source.label} would both be clip "
+                f"{source.clip_dir!r}; rename or move one of them"
+            )
+        seen[source.clip_dir] = source.label
+    chunks = np.array_split(np.arange(len(sources)), num_partitions)
+    return [sources[i] for i in chunks[partition]]
+
+
+def write_partition(
+    dst: str,
+    resolutions: list[Resolution],
+    sources: list[ClipSource],
+    num_partitions: int,
+    partition: int,
+    workers: int,
+) -> None:
+    """Write shard `partition_<partition>` of `dst` at every resolution in one pass (spec §7.2).
+
+    Sources are split with `np.array_split` into `num_partitions` chunks. A source that fails to
+    read is skipped with a one-line warning; the run ends with a summary line.
+    """
+    sources = _partition_sources(sources, num_partitions, partition)
+    shard_name = f"partition_{partition:04d}"
+    paths = {res: shard_path(dst, res, shard_name) for res in resolutions}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing:
+        raise click.ClickException(
+            f"{', '.join(existing)} already exists; choose another DST or delete it first"
+        )
+
+    written = skipped = total_frames = 0
+    with ExitStack() as stack:
+        writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
+        for source in tqdm.tqdm(sources, desc=shard_name, unit="video"):
+            encoded = _ordered_map(
+                lambda item: (item[0], _encode(item[1], resolutions)), source.frames(), workers
+            )
+            try:
+                total_frames += write_clip(writers, source.clip_dir, encoded)
+                written += 1
+            except VideoReadError as e:
+                skipped += 1
+                tqdm.tqdm.write(f"warning: skipped {source.label}: {e.reason}", file=sys.stderr)
+    click.echo(
+        f"{written} videos written, {skipped} skipped ({total_frames} frames) -> "
+        + ", ".join(str(p) for p in paths.values())
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sources
+
+
+def _video_sources(src: Path, trim_start: float, trim_end: float) -> list[ClipSource]:
+    """Every video under `src`; clip_dir = path relative to `src` without extension (spec §7.1)."""
+
+    def frames(path: Path) -> Iterator[tuple[str, SourceFrame]]:
+        for i, frame in enumerate(read_video(path, trim_start, trim_end)):
+            yield f"frame_{i:06d}.jpg", frame
+
+    return [
+        ClipSource(
+            path.relative_to(src).with_suffix("").as_posix(), str(path), lambda p=path: frames(p)
+        )
+        for path in list_files(src, VIDEO_EXTENSIONS)
+    ]
+
+
+def _frame_folder_sources(src: Path) -> list[ClipSource]:
+    """Every folder of images under `src`; clip_dir = folder relative to `src`, frame name = file
+    name with suffix .jpg, frames in name order (spec §7.1)."""
+    folders: dict[Path, list[Path]] = {}
+    for path in list_files(src, IMAGE_EXTENSIONS):
+        folders.setdefault(path.parent, []).append(path)
+
+    def frames(paths: list[Path]) -> Iterator[tuple[str, SourceFrame]]:
+        for path in paths:
+            yield path.with_suffix(".jpg").name, read_image(path)
+
+    sources = []
+    for folder, paths in sorted(folders.items()):
+        names = [p.with_suffix(".jpg").name for p in paths]
+        if len(set(names)) < len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise click.ClickException(
+                f"{folder} has several images that would become {duplicate}; keep one of them"
+            )
+        clip_dir = folder.relative_to(src).as_posix()  # "." for images directly in SRC
+        sources.append(ClipSource(clip_dir, str(folder), lambda p=paths: frames(p)))
+    return sources
+
+
+def _synthetic_sources(
+    num_videos: int, num_frames: int, resolutions: list[Resolution], seed: int
+) -> list[ClipSource]:
+    """Synthetic benchmark videos `video_%05d`; video i uses seed `seed * 100003 + i`, and every
+    resolution is rendered directly (no resizing), so all resolutions show the same scene."""
+    from datasets.synthetic import render_video  # imported here: only this command needs it
+
+    def frames(video_seed: int) -> Iterator[tuple[str, SourceFrame]]:
+        videos = {res: render_video(video_seed, num_frames, *res)[0] for res in resolutions}
+        for i in range(num_frames):
+            yield f"frame_{i:06d}.jpg", {res: video[i] for res, video in videos.items()}
+
+    return [
+        ClipSource(f"video_{i:05d}", f"synthetic video {i}", lambda s=seed * 100003 + i: frames(s))
+        for i in range(num_videos)
+    ]
+
+
+def _check_src(src: str) -> Path:
+    path = Path(src)
+    if not path.is_dir():
+        raise click.ClickException(f"SRC folder {src} does not exist; check the path")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Make and inspect LongVideoGAN datasets: zip shards of JPEG frames (spec §7).
+
+    \b
+    Layout: DST/0036x0064/partition_0000.zip, DST/0144x0256/partition_0000.zip, ...
+    Each shard holds <clip_dir>/<frame>.jpg and frame_paths.json (clip_dir -> frame names).
+
+    \b
+    Examples:
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256
+      lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
+      lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256
+      lvg-dataset info ~/data/horses
+    """
+
+
+def _writing_options(fn: Callable) -> Callable:
+    options = [
+        click.option(
+            "--res",
+            "res",
+            multiple=True,
+            required=True,
+            metavar="HxW",
+            help="Output resolution, e.g. 36x64; repeat for several (made in one pass).",
+        ),
+        click.option(
+            "--num-partitions",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Split the sorted clip list into this many shards (np.array_split).",
+        ),
+        click.option(
+            "--partition",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Which shard this run writes (0-based).",
+        ),
+        click.option(
+            "--workers",
+            type=int,
+            default=min(8, os.cpu_count() or 1),
+            show_default=True,
+            help="Threads for resizing and JPEG encoding.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@main.command("from-videos")
+@click.argument("src")
+@click.argument("dst")
+@_writing_options
+@click.option(
+    "--trim-start",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SEC",
+    help="Seconds dropped at the start of every video.",
+)
+@click.option(
+    "--trim-end",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SEC",
+    help="Seconds dropped at the end of every video.",
+)
+def from_videos(src, dst, res, num_partitions, partition, workers, trim_start, trim_end) -> None:
+    """Decode every video under SRC into shards under DST.
+
+    Videos (.avi .mkv .mov .mp4 .mpg .mpeg .webm .wmv, searched recursively) keep their native
+    frame rate. Each frame is centre-cropped to the target aspect ratio and Lanczos-resized, every
+    resolution directly from the source frame. clip_dir = video path relative to SRC without its
+    extension; frames are frame_000000.jpg, ... Unreadable videos are skipped with a warning.
+
+    \b
+    Examples:
+      # Both resolutions of the paper, one shard:
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256
+    \b
+      # A large collection as 10 shards, one per job (K = 0..9):
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256 \\
+          --num-partitions 10 --partition K
+    \b
+      # Drop 2 s of intro and 5 s of credits from every video:
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --trim-start 2 --trim-end 5
+    """
+    resolutions = _check_resolutions(res)
+    if trim_start < 0 or trim_end < 0:
+        raise click.ClickException("--trim-start and --trim-end must be >= 0 seconds")
+    sources = _video_sources(_check_src(src), trim_start, trim_end)
+    if not sources:
+        raise click.ClickException(
+            f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
+        )
+    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+
+
+@main.command("from-frames")
+@click.argument("src")
+@click.argument("dst")
+@_writing_options
+def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
+    """Turn folders of frame images under SRC into shards under DST.
+
+    Every folder holding images (.png .jpg .jpeg .bmp .tif .tiff .webp, searched recursively) is
+    one clip: clip_dir = folder relative to SRC, frames in file-name order, each named like its
+    source with the suffix .jpg. Frames are cropped to aspect and Lanczos-resized.
+
+    \b
+    Example:
+      # ~/frames/ride_01/0001.png, ~/frames/ride_01/0002.png, ~/frames/ride_02/...
+      lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
+    """
+    resolutions = _check_resolutions(res)
+    sources = _frame_folder_sources(_check_src(src))
+    if not sources:
+        raise click.ClickException(
+            f"no images ({' '.join(IMAGE_EXTENSIONS)}) under {src}; check the path"
+        )
+    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+
+
+@main.command("synthetic")
+@click.argument("dst")
+@click.option(
+    "--videos", "num_videos", type=click.IntRange(min=1), required=True, help="Number of videos."
+)
+@click.option(
+    "--frames", "num_frames", type=click.IntRange(min=1), required=True, help="Frames per video."
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Base seed; video i uses seed * 100003 + i.",
+)
+@_writing_options
+def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition, workers) -> None:
+    """Write the synthetic dynamic-scene benchmark to DST.
+
+    Every resolution is rendered analytically (datasets.synthetic.render_video), so the
+    resolutions agree exactly. Clips are video_00000, video_00001, ...
+
+    \b
+    Example:
+      lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256 --seed 0
+    """
+    resolutions = _check_resolutions(res)
+    sources = _synthetic_sources(num_videos, num_frames, resolutions, seed)
+    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+
+
+@main.command("info")
+@click.argument("dst")
+def info(dst) -> None:
+    """Summarise DST and check that its resolutions agree.
+
+    Prints, per resolution: shards, videos, total frames, shortest and longest video. Exits
+    non-zero if the resolutions do not hold the same clips with the same frames.
+
+    \b
+    Example:
+      lvg-dataset info ~/data/horses
+    """
+    resolutions = list_resolutions(dst)
+    if not resolutions:
+        raise click.ClickException(
+            f"no HHHHxWWWW folders in {dst}; make a dataset with: "
+            f"lvg-dataset from-videos SRC {dst} --res 36x64"
+        )
+    try:
+        folders = [ShardFolder(dst, res) for res in resolutions]
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"dataset {dst}")
+    click.echo(
+        f"{'resolution':<12}{'shards':>8}{'videos':>8}{'frames':>10}{'shortest':>10}{'longest':>10}"
+    )
+    for folder in folders:
+        lengths = [clip.num_frames for clip in folder.clips] or [0]
+        shards = len({clip.shard for clip in folder.clips})
+        click.echo(
+            f"{resolution_dirname(folder.resolution):<12}{shards:>8}{len(folder.clips):>8}"
+            f"{sum(lengths):>10}{min(lengths):>10}{max(lengths):>10}"
+        )
+    leftovers = sorted(Path(dst).glob("*/*.zip.tmp-*"))
+    if leftovers:
+        click.echo(
+            f"note: {len(leftovers)} temp file(s) of an interrupted or running write, e.g. "
+            f"{leftovers[0]}; delete them if no write is running"
+        )
+    for other in folders[1:]:
+        difference = describe_difference(folders[0], other)
+        if difference:
+            raise click.ClickException(
+                f"{folders[0].path.name} and {other.path.name} disagree ({difference}); rebuild "
+                f"them in one run: lvg-dataset from-videos SRC DST --res "
+                + " --res ".join(format_resolution(r) for r in resolutions)
+            )
+    click.echo(f"consistent: all {len(folders)} resolution(s) hold the same clips and frames")

@@ -1,0 +1,447 @@
+"""The zip-shard dataset format (spec §7.1): atomic writer and clip readers for training and metrics.
+
+Layout: `<root>/<HHHH>x<WWWW>/*.zip`, each an uncompressed zip of JPEG frames at
+`<clip_dir>/<frame_name>.jpg` plus `frame_paths.json` at its root (clip_dir -> ordered frame names).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+Resolution = tuple[int, int]  # (height, width)
+ResolutionLike = Union[str, Sequence[int]]
+
+FRAME_LIST = "frame_paths.json"
+MAX_SIDE = 9999  # folder names have 4 digits per side
+
+# ---------------------------------------------------------------------------------------------------
+# Resolutions and JPEG frames
+
+
+def parse_resolution(value: ResolutionLike) -> Resolution:
+    """`"36x64"`, `"0036x0064"` or `(36, 64)` -> `(36, 64)`; ValueError if not a sane HxW."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+        if match is None:
+            raise ValueError(f"{value!r} is not HxW (height x width, e.g. 36x64)")
+        height, width = int(match[1]), int(match[2])
+    else:
+        height, width = (int(v) for v in value)
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise ValueError(f"{height}x{width}: height and width must be between 1 and {MAX_SIDE}")
+    return height, width
+
+
+def format_resolution(resolution: ResolutionLike) -> str:
+    """`(36, 64)` -> `"36x64"`, the form `--res` takes."""
+    height, width = parse_resolution(resolution)
+    return f"{height}x{width}"
+
+
+def resolution_dirname(resolution: ResolutionLike) -> str:
+    """`(36, 64)` -> `"0036x0064"`, the folder name of that resolution (spec §7.1)."""
+    height, width = parse_resolution(resolution)
+    return f"{height:04d}x{width:04d}"
+
+
+def list_resolutions(root: str | os.PathLike) -> list[Resolution]:
+    """Resolutions present under a dataset root (folders named HHHHxWWWW), smallest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}x\d{4}", p.name)]
+    return sorted(parse_resolution(name) for name in found)
+
+
+def encode_jpeg(frame: np.ndarray, quality: int = 100) -> bytes:
+    """RGB uint8 `[H, W, 3]` -> JPEG bytes, 4:4:4 (no chroma subsampling) (spec §7.1)."""
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG (or any PIL-readable) bytes -> RGB uint8 `[H, W, 3]`."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+def shard_path(root: str | os.PathLike, resolution: ResolutionLike, shard_name: str) -> Path:
+    """`<root>/<HHHH>x<WWWW>/<shard_name>.zip`."""
+    return Path(root) / resolution_dirname(resolution) / f"{shard_name}.zip"
+
+
+@dataclass
+class _OpenClip:
+    clip_dir: str
+    frame_names: list[str]
+    offset: int  # temp-file size when the clip began
+    num_entries: int  # zip entries when the clip began
+
+
+class ShardWriter:
+    """Writes one shard atomically: frames go to `<name>.zip.tmp-<pid>`, renamed on `close()`.
+
+    Frames are added clip by clip (`begin_clip`, `add_frame`, `end_clip`). `discard_clip()` cuts
+    the open clip's frames off the end of the temp file, so a video that fails part way leaves no
+    trace. An exception inside a `with ShardWriter(...)` block deletes the temp file, so an
+    interrupted run never leaves a (half) shard under the real name.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} already exists")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.frame_paths: dict[str, list[str]] = {}
+        self._zip = zipfile.ZipFile(self.tmp_path, "w", compression=zipfile.ZIP_STORED)
+        self._clip: _OpenClip | None = None
+
+    def begin_clip(self, clip_dir: str) -> None:
+        if self._clip is not None:
+            raise RuntimeError(f"clip {self._clip.clip_dir!r} is still open")
+        if clip_dir in self.frame_paths:
+            raise ValueError(f"clip {clip_dir!r} is already in {self.path.name}")
+        self._clip = _OpenClip(clip_dir, [], self._zip.start_dir, len(self._zip.filelist))
+
+    def add_frame(self, frame_name: str, data: bytes) -> None:
+        self._write(str(PurePosixPath(self._clip.clip_dir, frame_name)), data)
+        self._clip.frame_names.append(frame_name)
+
+    def _write(self, name: str, data: bytes) -> None:
+        """A stored entry with a fixed timestamp, so the same input gives a byte-identical shard."""
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        self._zip.writestr(info, data)
+
+    def end_clip(self) -> None:
+        self.frame_paths[self._clip.clip_dir] = self._clip.frame_names
+        self._clip = None
+
+    def discard_clip(self) -> None:
+        """Forget the open clip and truncate the temp zip back to where the clip began.
+
+        ZipFile has no public delete, but the clip's entries are the last ones written and the
+        central directory is only written on close, so cutting the file at the clip's start and
+        dropping its entries from ZipFile's in-memory directory is exact.
+        """
+        clip, zf = self._clip, self._zip
+        for info in zf.filelist[clip.num_entries :]:
+            del zf.NameToInfo[info.filename]
+        del zf.filelist[clip.num_entries :]
+        zf.fp.seek(clip.offset)
+        zf.fp.truncate()
+        zf.start_dir = clip.offset
+        self._clip = None
+
+    def close(self) -> Path:
+        """Write `frame_paths.json` (keys sorted, indent 2) and move the shard to its real name."""
+        if self._clip is not None:
+            self.discard_clip()
+        self._write(FRAME_LIST, json.dumps(self.frame_paths, indent=2, sort_keys=True).encode())
+        self._zip.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Delete the temp file; the real name is never created."""
+        self._zip.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_clip(
+    writers: Mapping[Resolution, ShardWriter],
+    clip_dir: str,
+    frames: Iterable[tuple[str, Mapping[Resolution, bytes]]],
+) -> int:
+    """Write one clip to several shard writers (one per resolution) in a single pass.
+
+    `frames` yields `(frame_name, {resolution: jpeg_bytes})`. If it raises (e.g. `VideoReadError`
+    on a truncated video) or yields nothing, the clip is discarded from every writer and the error
+    is re-raised (ValueError for an empty clip). Returns the number of frames written.
+    """
+    for writer in writers.values():
+        writer.begin_clip(clip_dir)
+    try:
+        num_frames = 0
+        for frame_name, data in frames:
+            for resolution, writer in writers.items():
+                writer.add_frame(frame_name, data[resolution])
+            num_frames += 1
+        if num_frames == 0:
+            raise ValueError(f"clip {clip_dir!r} has no frames")
+    except BaseException:
+        for writer in writers.values():
+            writer.discard_clip()
+        raise
+    for writer in writers.values():
+        writer.end_clip()
+    return num_frames
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video in a shard: `frame_names` in temporal order."""
+
+    shard: str  # shard file stem, e.g. "partition_0000"
+    clip_dir: str
+    frame_names: tuple[str, ...]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_names)
+
+
+def missing_resolution_message(root: Path, resolution: Resolution) -> str:
+    present = ", ".join(resolution_dirname(r) for r in list_resolutions(root)) or "none"
+    return (
+        f"no {resolution_dirname(resolution)} folder in {root} (resolutions present: {present}); "
+        f"make it with: lvg-dataset from-videos SRC {root} --res {format_resolution(resolution)}"
+    )
+
+
+class ShardFolder:
+    """All shards of one resolution: the clip index and lazily opened, per-process zip handles."""
+
+    def __init__(self, root: str | os.PathLike, resolution: ResolutionLike):
+        self.root = Path(root)
+        self.resolution = parse_resolution(resolution)
+        self.path = self.root / resolution_dirname(self.resolution)
+        if not self.path.is_dir():
+            raise FileNotFoundError(missing_resolution_message(self.root, self.resolution))
+        shards = sorted(self.path.glob("*.zip"))
+        if not shards:
+            raise FileNotFoundError(
+                f"no *.zip shards in {self.path}; is the dataset still being written?"
+            )
+        self.clips: list[Clip] = []
+        for shard in shards:
+            try:
+                with zipfile.ZipFile(shard) as zf:
+                    frame_paths = json.loads(zf.read(FRAME_LIST))
+            except (zipfile.BadZipFile, KeyError) as e:
+                raise ValueError(
+                    f"{shard} is not a finished shard ({e}); delete it and write it again"
+                ) from e
+            for clip_dir, names in sorted(frame_paths.items()):
+                self.clips.append(Clip(shard.stem, clip_dir, tuple(names)))
+        self._zips: dict[str, zipfile.ZipFile] = {}
+        self._pid = os.getpid()
+
+    def _zip(self, shard: str) -> zipfile.ZipFile:
+        if self._pid != os.getpid():  # forked DataLoader worker: never share the parent's handles
+            self._zips, self._pid = {}, os.getpid()
+        if shard not in self._zips:
+            self._zips[shard] = zipfile.ZipFile(self.path / f"{shard}.zip")
+        return self._zips[shard]
+
+    def read_frame(self, clip: Clip, frame_index: int) -> np.ndarray:
+        """One frame as RGB uint8 `[H, W, 3]`."""
+        name = str(PurePosixPath(clip.clip_dir, clip.frame_names[frame_index]))
+        return decode_jpeg(self._zip(clip.shard).read(name))
+
+    def read_video(self, clip: Clip, frame_indices: Sequence[int]) -> torch.Tensor:
+        """Frames of `clip` as float `[C, T, H, W]` in [-1, 1] (2·x/255 − 1, spec §7.1)."""
+        frames = np.stack([self.read_frame(clip, i) for i in frame_indices])  # t h w c
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2)
+        return 2 * video.to(torch.float32) / 255 - 1
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _zips={})
+
+
+class VideoDataset(Dataset):
+    """One item per clip: `seq_length` frames from a random start, as float `[C, T, H, W]` (spec §6.2).
+
+    * Clips shorter than `(seq_length − 1)·min_spacing + 1` frames are dropped.
+    * `frame_spacing` is an int or `(min, max)`; the spacing is drawn uniformly in
+      `[min, min(max, what the clip allows)]`, then the start uniformly among the valid starts.
+    * `x_flip`: the whole clip is mirrored horizontally with probability 0.5.
+    * Randomness: with `seed=None` (default) draws come from torch's global RNG, which DataLoader
+      seeds differently in every worker and epoch (persistent workers included). With an integer
+      `seed`, item `i` is a pure function of `(seed, epoch, i)`; call `set_epoch` (it must reach the
+      workers, so do not use persistent workers then).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        resolution: ResolutionLike,
+        seq_length: int,
+        frame_spacing: int | tuple[int, int] = 1,
+        x_flip: bool = False,
+        seed: int | None = None,
+    ):
+        if seq_length < 1:
+            raise ValueError(f"seq_length must be >= 1, got {seq_length}")
+        spacing = (
+            (frame_spacing, frame_spacing) if isinstance(frame_spacing, int) else frame_spacing
+        )
+        self.min_spacing, self.max_spacing = (int(s) for s in spacing)
+        if not 1 <= self.min_spacing <= self.max_spacing:
+            raise ValueError(f"frame_spacing must satisfy 1 <= min <= max, got {frame_spacing}")
+        self.seq_length = seq_length
+        self.x_flip = x_flip
+        self.seed = seed
+        self.epoch = 0
+        self.shards = ShardFolder(root, resolution)
+        self.resolution = self.shards.resolution
+        self.min_length = (seq_length - 1) * self.min_spacing + 1
+        self.clips = [c for c in self.shards.clips if c.num_frames >= self.min_length]
+        if not self.clips:
+            longest = max((c.num_frames for c in self.shards.clips), default=0)
+            raise ValueError(
+                f"no clip in {self.shards.path} has the {self.min_length} frames needed for "
+                f"seq_length {seq_length} (longest has {longest}); use a shorter seq_length"
+            )
+
+    @property
+    def clip_names(self) -> list[str]:
+        return [c.clip_dir for c in self.clips]
+
+    @property
+    def num_frames(self) -> list[int]:
+        return [c.num_frames for c in self.clips]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.seed is None:
+            return np.random.default_rng(torch.randint(2**62, ()).item())
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def sample(self, index: int) -> tuple[list[int], bool]:
+        """Random frame indices of item `index` and whether to flip it."""
+        rng = self._rng(index)
+        num_frames = self.clips[index].num_frames
+        max_spacing = self.max_spacing
+        if self.seq_length > 1:
+            max_spacing = min(max_spacing, (num_frames - 1) // (self.seq_length - 1))
+        spacing = int(rng.integers(self.min_spacing, max_spacing + 1))
+        span = (self.seq_length - 1) * spacing + 1
+        start = int(rng.integers(num_frames - span + 1))
+        flip = self.x_flip and bool(rng.random() < 0.5)
+        return list(range(start, start + span, spacing)), flip
+
+    def frame_range(self, index: int, start: int, length: int, spacing: int = 1) -> range:
+        """Indices `start, start + spacing, ...` (`length` of them), checked against clip `index`."""
+        clip = self.clips[index]
+        if (
+            start < 0
+            or length < 1
+            or spacing < 1
+            or start + (length - 1) * spacing >= clip.num_frames
+        ):
+            raise IndexError(
+                f"{length} frames from {start} every {spacing} do not fit in {clip.clip_dir!r} "
+                f"({clip.num_frames} frames)"
+            )
+        return range(start, start + (length - 1) * spacing + 1, spacing)
+
+    def read_frames(self, index: int, start: int, length: int, spacing: int = 1) -> torch.Tensor:
+        """A chosen frame range of clip `index` (no flip), `[C, T, H, W]`; for metrics."""
+        return self.shards.read_video(
+            self.clips[index], self.frame_range(index, start, length, spacing)
+        )
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        indices, flip = self.sample(index)
+        video = self.shards.read_video(self.clips[index], indices)
+        return video.flip(-1) if flip else video
+
+
+class VideoDatasetTwoRes(VideoDataset):
+    """Pairs for super-resolution training (spec §6.3): the same frames at two resolutions.
+
+    Items are `(lr_video, hr_video)`, both `[C, T, H, W]`, with one flip decision for both. The
+    two resolutions must hold identical clip lists (same shards, clips and frame names).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        lr_resolution: ResolutionLike,
+        hr_resolution: ResolutionLike,
+        seq_length: int,
+        frame_spacing: int | tuple[int, int] = 1,
+        x_flip: bool = False,
+        seed: int | None = None,
+    ):
+        super().__init__(root, lr_resolution, seq_length, frame_spacing, x_flip, seed)
+        self.hr_shards = ShardFolder(root, hr_resolution)
+        self.hr_resolution = self.hr_shards.resolution
+        difference = describe_difference(self.shards, self.hr_shards)
+        if difference:
+            raise ValueError(
+                f"{self.shards.path} and {self.hr_shards.path} do not hold the same clips "
+                f"({difference}); rebuild both in one run, e.g. lvg-dataset from-videos SRC DST "
+                f"--res {format_resolution(self.resolution)} --res {format_resolution(self.hr_resolution)}"
+            )
+
+    def read_frames(
+        self, index: int, start: int, length: int, spacing: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        indices, clip = self.frame_range(index, start, length, spacing), self.clips[index]
+        return self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        indices, flip = self.sample(index)
+        clip = self.clips[index]
+        lr, hr = self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
+        return (lr.flip(-1), hr.flip(-1)) if flip else (lr, hr)
+
+
+def describe_difference(a: ShardFolder, b: ShardFolder) -> str:
+    """'' if both folders hold the same clips and frames, else a short description of one difference."""
+    clips_a = {(c.shard, c.clip_dir): c.frame_names for c in a.clips}
+    clips_b = {(c.shard, c.clip_dir): c.frame_names for c in b.clips}
+    only_a, only_b = (
+        sorted(clips_a.keys() - clips_b.keys()),
+        sorted(clips_b.keys() - clips_a.keys()),
+    )
+    changed = sorted(k for k in clips_a.keys() & clips_b.keys() if clips_a[k] != clips_b[k])
+    parts = []
+    for keys, what in (
+        (only_a, f"only in {a.path.name}"),
+        (only_b, f"only in {b.path.name}"),
+        (changed, "with different frames"),
+    ):
+        if keys:
+            shard, clip_dir = keys[0]
+            parts.append(f"{len(keys)} clip(s) {what}, e.g. {shard}:{clip_dir}")
+    return "; ".join(parts)

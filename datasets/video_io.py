@@ -1,0 +1,162 @@
+"""Video files in and out: decoding, crop-to-aspect + Lanczos resizing, an mp4 writer (spec §7.2)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+VIDEO_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4", ".mpg", ".mpeg", ".webm", ".wmv")
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+TRUNCATION_SLACK = 0.5  # seconds a video may end before its stated duration (edit lists, B-frames)
+
+
+class VideoReadError(Exception):
+    """A source video (or frame image) that cannot be read; `reason` says why in a few words."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def list_files(root: str | os.PathLike, extensions: tuple[str, ...]) -> list[Path]:
+    """All files under `root` (recursive) whose suffix is one of `extensions` (any case), sorted."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file())
+
+
+def _av_reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+def read_video(
+    path: str | os.PathLike, trim_start: float = 0.0, trim_end: float = 0.0
+) -> Iterator[np.ndarray]:
+    """Decode every frame of the first video stream as RGB uint8 `[H, W, 3]` (spec §7.2).
+
+    Native frame rate (no frames dropped or duplicated). `trim_start` / `trim_end` drop that many
+    seconds at the start / end, measured from the stream's first timestamp. Raises
+    `VideoReadError` if the file cannot be opened, has no video stream, fails to decode, yields no
+    frame, or stops more than `TRUNCATION_SLACK` seconds before the stream's stated duration (a
+    truncated file with its index at the start decodes "cleanly" up to the cut).
+    """
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as e:
+        raise VideoReadError(path, f"cannot open ({_av_reason(e)})") from e
+    with container:
+        if not container.streams.video:
+            raise VideoReadError(path, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        t0 = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        stream_duration = float(stream.duration * stream.time_base) if stream.duration else None
+        end_time = float("inf")
+        if trim_end > 0:
+            duration = stream_duration or (container.duration or 0) / av.time_base
+            if not duration:
+                raise VideoReadError(path, "unknown duration, cannot apply trim_end")
+            end_time = duration - trim_end
+
+        num_frames, last_time = 0, None
+        try:
+            if trim_start > 0:
+                container.seek(round((t0 + trim_start) / stream.time_base), stream=stream)
+            for frame in container.decode(stream):
+                t = None if frame.time is None else frame.time - t0
+                if t is not None and t < trim_start:
+                    continue
+                if t is not None and t > end_time:
+                    break
+                num_frames, last_time = num_frames + 1, t
+                yield frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as e:
+            reason = f"decoding failed after {num_frames} frames ({_av_reason(e)})"
+            raise VideoReadError(path, reason) from e
+        if num_frames == 0:
+            raise VideoReadError(path, "no frames decoded")
+        if stream_duration and last_time is not None:
+            expected_end = min(end_time, stream_duration)
+            if last_time < expected_end - TRUNCATION_SLACK:
+                reason = f"truncated (frames stop at {last_time:.2f} s of {expected_end:.2f} s)"
+                raise VideoReadError(path, reason)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as RGB uint8 `[H, W, 3]`; raises `VideoReadError` if it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as e:  # PIL.UnidentifiedImageError and truncated-file errors are OSErrors
+        raise VideoReadError(path, f"cannot read image {Path(path).name} ({e})") from e
+
+
+def crop_box(src_height: int, src_width: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """Centred crop `(x0, y0, x1, y1)` of the source with the target aspect ratio (spec §7.2).
+
+    Crops whichever dimension is relatively larger; keeps the whole frame if aspects match.
+    """
+    if src_height * width > src_width * height:  # too tall: crop rows
+        crop_height = round(src_width * height / width)
+        y0 = (src_height - crop_height) // 2
+        return 0, y0, src_width, y0 + crop_height
+    if src_width * height > src_height * width:  # too wide: crop columns
+        crop_width = round(src_height * width / height)
+        x0 = (src_width - crop_width) // 2
+        return x0, 0, x0 + crop_width, src_height
+    return 0, 0, src_width, src_height
+
+
+def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop to the aspect of `height x width`, then PIL LANCZOS resize (spec §7.2)."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    image = Image.fromarray(frame).crop(crop_box(frame.shape[0], frame.shape[1], height, width))
+    return np.asarray(image.resize((width, height), Image.LANCZOS))
+
+
+def write_mp4(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 30.0, crf: int = 18
+) -> Path:
+    """Encode RGB uint8 `[H, W, 3]` frames as H.264 (yuv420p) mp4; atomic (temp file, then rename).
+
+    The index (moov atom) is placed at the start of the file ("faststart") for streaming players.
+    `crf` is x264's quality knob: 0 lossless, 18 visually lossless, 23 default, 51 worst. Height
+    and width must be even (a 4:2:0 requirement). Returns the written path.
+    """
+    path = Path(path)
+    tmp_path = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with av.open(
+            str(tmp_path), "w", format="mp4", options={"movflags": "+faststart"}
+        ) as container:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    height, width = frame.shape[:2]
+                    if height % 2 or width % 2:
+                        raise ValueError(
+                            f"H.264 mp4 needs even height and width, got {height}x{width}"
+                        )
+                    stream = container.add_stream(
+                        "libx264", rate=Fraction(fps).limit_denominator(1001)
+                    )
+                    stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+                    stream.options = {"crf": str(crf)}
+                video_frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(frame), format="rgb24"
+                )
+                container.mux(stream.encode(video_frame))
+            if stream is None:
+                raise ValueError("write_mp4 got no frames")
+            container.mux(stream.encode())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return path
