@@ -35,6 +35,7 @@ setup(
         "console_scripts": [
             "lvg-dataset=datasets.cli:main",
             "lvg-convert=networks.cli:main",
+            "lvg-train=training.cli:main",
         ],
     },
 )

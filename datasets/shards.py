@@ -340,14 +340,20 @@ class VideoDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
         if self.seed is None:
             return np.random.default_rng(torch.randint(2**62, ()).item())
-        return np.random.default_rng([self.seed, self.epoch, index])
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
 
-    def sample(self, index: int) -> tuple[list[int], bool]:
+    @staticmethod
+    def _key(key: int | tuple[int, int]) -> tuple[int | None, int]:
+        """Items are addressed by `index` or by `(epoch, index)`: a sampler that yields pairs
+        carries the epoch into DataLoader workers, persistent ones included."""
+        return (int(key[0]), int(key[1])) if isinstance(key, tuple) else (None, int(key))
+
+    def sample(self, index: int, epoch: int | None = None) -> tuple[list[int], bool]:
         """Random frame indices of item `index` and whether to flip it."""
-        rng = self._rng(index)
+        rng = self._rng(index, epoch)
         num_frames = self.clips[index].num_frames
         max_spacing = self.max_spacing
         if self.seq_length > 1:
@@ -379,8 +385,9 @@ class VideoDataset(Dataset):
             self.clips[index], self.frame_range(index, start, length, spacing)
         )
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        indices, flip = self.sample(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+        epoch, index = self._key(key)
+        indices, flip = self.sample(index, epoch)
         video = self.shards.read_video(self.clips[index], indices)
         return video.flip(-1) if flip else video
 
@@ -419,8 +426,9 @@ class VideoDatasetTwoRes(VideoDataset):
         indices, clip = self.frame_range(index, start, length, spacing), self.clips[index]
         return self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        indices, flip = self.sample(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = self._key(key)
+        indices, flip = self.sample(index, epoch)
         clip = self.clips[index]
         lr, hr = self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
         return (lr.flip(-1), hr.flip(-1)) if flip else (lr, hr)

@@ -23,6 +23,7 @@ from torch import nn
 
 from networks.noise import NoiseBankConfig, TemporalNoiseBank
 from torch_utils.bias_act import bias_act
+from torch_utils.distributed import all_reduce_mean
 from torch_utils.layers import FullyConnected
 from torch_utils.misc import assert_shape
 from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
@@ -128,10 +129,7 @@ class MagnitudeEMA(nn.Module):
 
     def forward(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         if beta < 1:
-            stat = x.detach().float().square().mean()
-            if torch.distributed.is_available() and torch.distributed.is_initialized():
-                torch.distributed.all_reduce(stat)
-                stat /= torch.distributed.get_world_size()
+            stat = all_reduce_mean(x.detach().float().square().mean())
             self.value.copy_(stat.lerp(self.value, beta))
         return self.value.rsqrt()
 

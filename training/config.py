@@ -1,0 +1,178 @@
+"""Training configurations: named presets that the command line only overrides (spec §6, §8).
+
+A run's resolved configuration is written to `<outdir>/config.json`; re-running the same
+command resumes the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str = "lres"  # "lres" or "sres"
+    preset: str = "paper"  # the network preset (networks.presets)
+    data: str = ""
+    outdir: str = ""
+
+    # Optimisation (spec §6.1, §6.3, §13.9).
+    batch: int = 64  # total over all processes and accumulation rounds
+    grad_accum: int = 2
+    total_steps: int = 100_000
+    g_lr: float = 0.003
+    d_lr: float = 0.002  # before the lazy-regularisation correction r1_interval/(r1_interval+1)
+    beta1: float = 0.0
+    beta2: float = 0.99
+    gamma: float = 1.0  # R1 weight
+    r1_interval: int = 16
+    ema_beta: float = 0.99985
+    ema_rampup_steps: int = 25_000
+    magnitude_ema_beta: float = 0.999
+
+    # Data and augmentation.
+    seq_length: int = 128  # frames seen by the discriminator
+    time_margin: int = 32  # extra generated frames; a random window of seq_length is kept
+    x_flip: bool = True
+    diffaugment: str = "color,translation,cutout"
+    time_stretch: float = 1.0
+    # Super-resolution stage (spec §6.3-6.5).
+    lr_cond_prob: float = 0.1
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_speed: float = 0.000125  # change of p per step (applied every ada_interval steps)
+    ada_max_p: float = 0.5
+
+    # Book-keeping (spec §8.1: ticks of 500 steps; snapshots every 5k, states every 50k).
+    steps_per_tick: int = 500
+    snapshot_ticks: int = 10
+    state_ticks: int = 10
+    sample_ticks: int = 10
+    keep_states: int = 3
+    sample_frames: int = 256
+    sample_videos: int = 4
+    nan_patience: int = 20  # consecutive non-finite losses before stopping
+    metrics: tuple[str, ...] = ()
+
+    # Execution.
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "float32"  # float32 | bfloat16 | float16 (autocast)
+    workers: int = 2
+
+    def __post_init__(self):
+        if self.stage not in ("lres", "sres"):
+            raise ValueError(f"stage must be 'lres' or 'sres', got {self.stage!r}")
+        if self.precision not in ("float32", "bfloat16", "float16"):
+            raise ValueError(
+                f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
+            )
+        for name in (
+            "batch",
+            "grad_accum",
+            "total_steps",
+            "r1_interval",
+            "steps_per_tick",
+            "seq_length",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def d_lr_corrected(self) -> float:
+        """D learning rate with the lazy-R1 correction c = k/(k+1) (StyleGAN2; spec §6.1)."""
+        return self.d_lr * self.r1_interval / (self.r1_interval + 1)
+
+    @property
+    def d_beta2_corrected(self) -> float:
+        return self.beta2 ** (self.r1_interval / (self.r1_interval + 1))
+
+    def ema_beta_at(self, step: int) -> float:
+        """G_ema decay at `step` (spec §6.6): the half-life grows linearly until the ramp ends."""
+        if self.ema_rampup_steps <= 0:
+            return self.ema_beta
+        exponent = math.log(self.ema_beta, 0.5) * (self.ema_rampup_steps + 1) / (step + 1)
+        return min(0.5**exponent, self.ema_beta)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Presets: the paper's recipes and CPU-sized ones. Keys that are not given keep the defaults.
+TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
+    "lres": {
+        "paper": TrainConfig(stage="lres", preset="paper"),
+        "small": TrainConfig(
+            stage="lres", preset="small", batch=16, grad_accum=1, total_steps=50_000
+        ),
+        "tiny": TrainConfig(
+            stage="lres",
+            preset="tiny",
+            batch=4,
+            grad_accum=1,
+            total_steps=2_000,
+            seq_length=32,
+            ema_rampup_steps=500,
+            steps_per_tick=50,
+            snapshot_ticks=2,
+            state_ticks=2,
+            sample_ticks=4,
+            sample_frames=64,
+            sample_videos=2,
+            workers=0,
+        ),
+    },
+    "sres": {
+        "paper": TrainConfig(
+            stage="sres",
+            preset="paper",
+            batch=32,
+            grad_accum=1,
+            total_steps=275_000,
+            d_lr=0.003,
+            seq_length=4,
+            time_margin=0,
+        ),
+        "small": TrainConfig(
+            stage="sres",
+            preset="small",
+            batch=8,
+            grad_accum=1,
+            total_steps=100_000,
+            d_lr=0.003,
+            seq_length=4,
+            time_margin=0,
+        ),
+        "tiny": TrainConfig(
+            stage="sres",
+            preset="tiny",
+            batch=2,
+            grad_accum=1,
+            total_steps=2_000,
+            d_lr=0.003,
+            seq_length=4,
+            time_margin=0,
+            ema_rampup_steps=500,
+            steps_per_tick=50,
+            snapshot_ticks=2,
+            state_ticks=2,
+            sample_ticks=4,
+            sample_frames=16,
+            sample_videos=1,
+            workers=0,
+        ),
+    },
+}
+
+
+def resolve(stage: str, preset: str, **overrides) -> TrainConfig:
+    """The preset of `stage` with the given (non-None) fields overridden."""
+    try:
+        base = TRAIN_PRESETS[stage][preset]
+    except KeyError:
+        raise ValueError(
+            f"unknown {stage} preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS[stage])}"
+        ) from None
+    return base.replace(**{k: v for k, v in overrides.items() if v is not None})

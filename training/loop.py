@@ -1,0 +1,308 @@
+"""The training loop shared by both stages: ticks, logging, snapshots, samples, states, resume.
+
+    <outdir>/config.json            the resolved configuration
+    <outdir>/stats.jsonl            one line per tick (mean/std/num of every statistic)
+    <outdir>/tensorboard/           TensorBoard event files (scalars and sample frames)
+    <outdir>/samples/*.mp4          G_ema samples every `sample_ticks` ticks
+    <outdir>/snapshots/*.safetensors  G_ema inference snapshots (networks.load)
+    <outdir>/states/state-*.pt      resumable training states (last `keep_states`)
+
+Re-running the same command resumes from the newest complete state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import networks
+from torch_utils import distributed
+from torch_utils.misc import choose_device, seed_everything
+from training.config import TrainConfig
+from training.data import ClipStream
+from training.state import list_states, load_state, rng_state, save_state, set_rng_state, state_path
+
+# Settings that define a run: changing them on resume would silently train something else.
+RUN_DEFINING = ("stage", "preset", "data", "batch", "grad_accum", "seq_length", "seed")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+def build_stage(cfg: TrainConfig, device: torch.device, gen: torch.Generator):
+    """The stage's GAN object and its dataset."""
+    from networks.presets import get_preset
+
+    preset = get_preset(cfg.preset)
+    if cfg.stage == "lres":
+        from datasets.shards import VideoDataset
+        from networks.lres_discriminator import LowResDiscriminator
+        from networks.lres_generator import LowResGenerator
+        from training.lres_gan import LowResGAN
+
+        g_cfg = preset.lres_generator
+        d_cfg = dataclasses.replace(
+            preset.lres_discriminator,
+            height=g_cfg.height,
+            width=g_cfg.width,
+            seq_length=cfg.seq_length,
+        )
+        G, D = LowResGenerator(g_cfg).to(device), LowResDiscriminator(d_cfg).to(device)
+        dataset = VideoDataset(
+            cfg.data, (g_cfg.height, g_cfg.width), cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed
+        )
+        for net in (G, D):
+            distributed.broadcast_module(net)
+        return LowResGAN(cfg, G, D, device, gen), dataset
+    from training.sres_gan import build_sres_stage
+
+    return build_sres_stage(cfg, preset, device, gen)
+
+
+def _check_config(outdir: Path, cfg: TrainConfig) -> None:
+    path = outdir / "config.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = [k for k in RUN_DEFINING if saved.get(k) != getattr(cfg, k)]
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+            raise TrainingError(
+                f"{outdir} holds a run with different settings ({details}); resume it with the same settings or use a new --outdir"
+            )
+    write_json(path, dataclasses.asdict(cfg))
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """stats.jsonl + TensorBoard + one status line per tick (rank 0 only)."""
+
+    def __init__(self, outdir: Path, enabled: bool, echo: Callable[[str], None]):
+        self.enabled, self.echo, self.outdir = enabled, echo, outdir
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(outdir / "tensorboard"))
+
+    def tick(
+        self, step: int, tick: int, stats: dict[str, list[float]], extra: dict[str, float]
+    ) -> None:
+        if not self.enabled:
+            return
+        summary = {
+            k: {"num": len(v), "mean": float(np.mean(v)), "std": float(np.std(v))}
+            for k, v in stats.items()
+        }
+        summary.update({k: {"num": 1, "mean": v, "std": 0.0} for k, v in extra.items()})
+        with open(self.outdir / "stats.jsonl", "a") as f:
+            f.write(
+                json.dumps({"step": step, "tick": tick, "timestamp": time.time(), **summary}) + "\n"
+            )
+        for k, v in summary.items():
+            self.writer.add_scalar(k, v["mean"], step)
+        self.writer.flush()
+        parts = [f"step {step}", f"tick {tick}"]
+        for key, label in [
+            ("timing/sec_per_step", "s/step"),
+            ("loss/G", "G"),
+            ("loss/D", "D"),
+            ("loss/r1_penalty", "r1"),
+            ("progress/G_ema_beta", "ema"),
+            ("progress/augment_p", "p"),
+            ("resources/cpu_mem_gb", "mem GB"),
+        ]:
+            if key in summary:
+                parts.append(f"{label} {summary[key]['mean']:.4g}")
+        self.echo(" | ".join(parts))
+
+    def images(self, tag: str, frames: torch.Tensor, step: int) -> None:
+        """frames `[n, 3, h, w]` uint8."""
+        if self.enabled:
+            self.writer.add_images(tag, frames, step, dataformats="NCHW")
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def video_grid(videos: torch.Tensor) -> np.ndarray:
+    """`[n, 3, t, h, w]` in [-1, 1] -> uint8 `[t, H, W, 3]` grid, nearest-upscaled so both edges
+    are multiples of 16 (spec §8.3); rows = the largest divisor of n that is <= sqrt(n)."""
+    n, _, t, h, w = videos.shape
+    rows = max(r for r in range(1, int(math.isqrt(n)) + 1) if n % r == 0)
+    x = (videos * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    x = (
+        x.reshape(rows, n // rows, 3, t, h, w)
+        .permute(3, 0, 4, 1, 5, 2)
+        .reshape(t, rows * h, n // rows * w, 3)
+    )
+    scale = 1
+    while (rows * h * scale) % 16 or (n // rows * w * scale) % 16:
+        scale += 1
+        if scale > 16:
+            scale = 1
+            break
+    if scale > 1:
+        x = x.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    return x.numpy()
+
+
+def train(
+    cfg: TrainConfig, resume: str | Path | None = None, echo: Callable[[str], None] = print
+) -> Path:
+    """Train (or resume) one stage; returns the newest snapshot path."""
+    device = choose_device(cfg.device)
+    distributed.init(device.type)
+    rank, world = distributed.rank(), distributed.world_size()
+    if cfg.batch % (cfg.grad_accum * world):
+        raise TrainingError(
+            f"batch {cfg.batch} is not divisible by grad_accum x processes = {cfg.grad_accum} x {world}; change --batch or --grad-accum"
+        )
+    outdir = Path(cfg.outdir)
+    if rank == 0:
+        outdir.mkdir(parents=True, exist_ok=True)
+        _check_config(outdir, cfg)
+    distributed.barrier()
+
+    seed_everything(cfg.seed * world + rank)  # per-rank seeds (spec §6.7)
+    gen = torch.Generator().manual_seed(cfg.seed * world + rank)
+    gan, dataset = build_stage(cfg, device, gen)
+
+    step, position = 0, 0
+    state_file = Path(resume) if resume else (list_states(outdir) or [None])[-1]
+    if state_file is not None:
+        state = load_state(state_file)
+        for name, module in gan.modules().items():
+            module.load_state_dict(state["modules"][name])
+        for name, opt in gan.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        gan.load_extra_state(state.get("extra", {}))
+        step, position = state["step"], state["data_position"]
+        rngs = state["rng"]
+        if len(rngs) == world:
+            set_rng_state(rngs[rank], gen)
+        else:
+            echo(
+                f"warning: the state was written by {len(rngs)} processes, not {world}; random streams restart"
+            )
+        if rank == 0:
+            echo(f"resuming from {state_file} at step {step}")
+    if step >= cfg.total_steps:
+        echo(f"already trained for {step} steps (total_steps {cfg.total_steps}); nothing to do")
+        return _latest_snapshot(outdir)
+
+    data = ClipStream(
+        dataset, gan.batch_per_rank, cfg.seed, rank, world, device, cfg.workers, start=position
+    )
+    log = RunLog(outdir, rank == 0, echo)
+    sample_noise = gan.sample_inputs(torch.Generator().manual_seed(cfg.seed + 1))
+    tick_stats: dict[str, list[float]] = defaultdict(list)
+    nan_streak, tick_start, last_state = 0, time.time(), state_file
+    try:
+        while step < cfg.total_steps:
+            stats = gan.train_step(step, data)
+            step += 1
+            losses = [v for k, v in stats.items() if k.startswith("loss/")]
+            nan_streak = 0 if all(math.isfinite(v) for v in losses) else nan_streak + 1
+            if nan_streak >= cfg.nan_patience:
+                raise TrainingError(
+                    f"the losses were not finite for {nan_streak} consecutive steps (step {step}); stopping. "
+                    f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or --gamma and resume"
+                )
+            for k, v in stats.items():
+                tick_stats[k].append(float(v))
+            if step % cfg.steps_per_tick and step != cfg.total_steps:
+                continue
+            tick = math.ceil(step / cfg.steps_per_tick)
+            elapsed = time.time() - tick_start
+            extra = {
+                "timing/sec_per_step": elapsed / len(tick_stats["loss/G"]),
+                "resources/cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "progress/step": step,
+                **gan.progress(),
+            }
+            if device.type == "cuda":
+                extra["resources/peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+            log.tick(step, tick, tick_stats, extra)
+            tick_stats.clear()
+            done = step >= cfg.total_steps
+            if nan_streak:  # keep the last good checkpoint: write nothing from a diverging state
+                echo(
+                    f"warning: non-finite losses in the last {nan_streak} steps; not saving this tick"
+                )
+                tick_start = time.time()
+                continue
+            if rank == 0 and (tick % cfg.snapshot_ticks == 0 or done):
+                networks.save(
+                    gan.snapshot(),
+                    outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors",
+                    metadata={"step": str(step)},
+                )
+            if tick % cfg.sample_ticks == 0 or done:
+                _write_samples(gan, sample_noise, log, outdir, cfg, step, rank)
+            if tick % cfg.state_ticks == 0 or done:
+                last_state = _save_training_state(gan, outdir, cfg, step, data.position, gen, rank)
+            tick_start = time.time()
+    finally:
+        log.close()
+        distributed.barrier()
+    return _latest_snapshot(outdir)
+
+
+def _save_training_state(
+    gan, outdir: Path, cfg: TrainConfig, step: int, position: int, gen, rank: int
+) -> Path:
+    rngs = [rng_state(gen)]
+    if distributed.is_initialized():
+        rngs = [None] * distributed.world_size()
+        torch.distributed.all_gather_object(rngs, rng_state(gen))
+    path = state_path(outdir, step)
+    if rank == 0:
+        state = {
+            "step": step,
+            "data_position": position,
+            "modules": {k: m.state_dict() for k, m in gan.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in gan.optimizers().items()},
+            "extra": gan.extra_state(),
+            "rng": rngs,
+        }
+        save_state(path, state, cfg.keep_states)
+    distributed.barrier()
+    return path
+
+
+def _write_samples(
+    gan, sample_noise, log: RunLog, outdir: Path, cfg: TrainConfig, step: int, rank: int
+) -> None:
+    if rank != 0:
+        return
+    from datasets.video_io import write_mp4
+
+    videos = gan.sample(sample_noise)
+    grid = video_grid(videos)
+    (outdir / "samples").mkdir(exist_ok=True)
+    write_mp4(outdir / "samples" / f"fake-{step:08d}.mp4", grid, fps=30)
+    picks = np.linspace(0, grid.shape[0] - 1, num=min(8, grid.shape[0])).astype(int)
+    log.images("samples/frames", torch.from_numpy(grid[picks]).permute(0, 3, 1, 2), step)
+
+
+def _latest_snapshot(outdir: Path) -> Path | None:
+    snaps = sorted((outdir / "snapshots").glob("*.safetensors"))
+    return snaps[-1] if snaps else None

@@ -1,0 +1,195 @@
+"""One training step of the low-resolution stage (spec §6.1, §6.6).
+
+G step: generate T+32 frames, keep a random T-frame window per video (offset in [0, 32)),
+        non-saturating loss through the augmented D.
+D step: a real and a generated batch (the generator's magnitude EMAs update here only),
+        logistic loss on both.
+R1:     every 16 steps on a fresh real batch, its own optimizer step with gain 16.
+EMA:    G_ema follows G over parameters and buffers with the ramped decay.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from networks.lres_discriminator import LowResDiscriminator
+from networks.lres_generator import LowResGenerator
+from torch_utils import distributed
+from training.augment import augment_video
+from training.config import TrainConfig
+
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class LowResGAN:
+    """Networks, optimisers and the update rules of the low-resolution stage."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        G: LowResGenerator,
+        D: LowResDiscriminator,
+        device: torch.device,
+        gen: torch.Generator,
+    ):
+        self.cfg, self.G, self.D, self.device, self.gen = cfg, G, D, device, gen
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_D = torch.optim.Adam(
+            D.parameters(), lr=cfg.d_lr_corrected, betas=(cfg.beta1, cfg.d_beta2_corrected)
+        )
+        self.batch_per_rank = cfg.batch // distributed.world_size()
+        self.chunk = self.batch_per_rank // cfg.grad_accum
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def autocast(self):
+        dtype = AUTOCAST_DTYPES.get(self.cfg.precision)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+
+    def generate(self, batch: int, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
+        """`batch` clips of seq_length frames, each a random window of a longer video whose
+        offset lies in [0, time_margin) (the generator is equivariant only to 32-frame shifts)."""
+        T, margin = self.cfg.seq_length, self.cfg.time_margin
+        noise = torch.randn(
+            batch,
+            self.G.cfg.noise.noise_channels,
+            self.G.cfg.noise_length(T + margin),
+            generator=self.gen,
+        )
+        offsets = (
+            torch.randint(0, margin, (batch,), generator=self.gen).tolist()
+            if margin
+            else [0] * batch
+        )
+        with self.autocast():
+            video = self.G.from_noise(noise.to(self.device), T + margin, magnitude_ema_beta)
+        return torch.stack([v[:, o : o + T] for v, o in zip(video, offsets)])
+
+    def run_D(self, video: torch.Tensor) -> torch.Tensor:
+        video = augment_video(video, self.gen, self.cfg.diffaugment, self.cfg.time_stretch)
+        with self.autocast():
+            return self.D(video).float()
+
+    def _step(self, opt: torch.optim.Optimizer, params, scale: float) -> int:
+        bad = distributed.sync_gradients(params, scale)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return bad
+
+    # -- the updates -----------------------------------------------------------------------------
+
+    def update_G(self) -> dict[str, float]:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        losses = []
+        for _ in range(self.cfg.grad_accum):
+            logits = self.run_D(self.generate(self.chunk))
+            loss = F.softplus(-logits).mean()
+            loss.backward()
+            losses.append(loss.detach())
+        bad = self._step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
+        return {"loss/G": torch.stack(losses).mean().item(), "grad/G_nonfinite": bad}
+
+    def update_D(self, real: torch.Tensor) -> dict[str, float]:
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.generate(self.batch_per_rank, self.cfg.magnitude_ema_beta)
+        stats = []
+        for fake_i, real_i in zip(fake.split(self.chunk), real.split(self.chunk)):
+            fake_logits = self.run_D(fake_i)
+            F.softplus(fake_logits).mean().backward()
+            real_logits = self.run_D(real_i)
+            F.softplus(-real_logits).mean().backward()
+            stats.append(
+                torch.stack(
+                    [
+                        fake_logits.mean(),
+                        real_logits.mean(),
+                        F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean(),
+                    ]
+                ).detach()
+            )
+        bad = self._step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
+        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
+        return {
+            "loss/D": loss,
+            "score/fake": fake_score,
+            "score/real": real_score,
+            "grad/D_nonfinite": bad,
+        }
+
+    def update_r1(self, real: torch.Tensor) -> dict[str, float]:
+        """Lazy R1 (spec §6.1.4): penalty = sum of squared input gradients per clip."""
+        self.D.requires_grad_(True)
+        penalties = []
+        for real_i in real.split(self.chunk):
+            real_i = real_i.detach().requires_grad_(True)
+            logits = self.run_D(real_i)
+            (grad,) = torch.autograd.grad(logits.sum(), real_i, create_graph=True)
+            penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
+            (penalty * (self.cfg.gamma / 2)).mean().backward()
+            penalties.append(penalty.mean().detach())
+        bad = self._step(
+            self.opt_D, self.D.parameters(), self.cfg.r1_interval / self.cfg.grad_accum
+        )
+        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> float:
+        beta = self.cfg.ema_beta_at(step)
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            if b.is_floating_point():
+                b_ema.lerp_(b, 1 - beta)
+        return beta
+
+    def train_step(self, step: int, data) -> dict[str, float]:
+        """One full iteration; `data` yields real batches (one for D, one more for R1)."""
+        stats = self.update_G()
+        stats.update(self.update_D(next(data)))
+        if step % self.cfg.r1_interval == 0:
+            stats.update(self.update_r1(next(data)))
+        stats["progress/G_ema_beta"] = self.update_ema(step)
+        return stats
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def progress(self) -> dict[str, float]:
+        return {"progress/G_lrate": self.cfg.g_lr, "progress/D_lrate": self.cfg.d_lr_corrected}
+
+    def snapshot(self) -> LowResGenerator:
+        return self.G_ema
+
+    def sample_inputs(self, gen: torch.Generator) -> torch.Tensor:
+        """Fixed noise for the run's sample videos (the same at every tick)."""
+        cfg = self.G.cfg
+        return torch.randn(
+            self.cfg.sample_videos,
+            cfg.noise.noise_channels,
+            cfg.noise_length(self.cfg.sample_frames),
+            generator=gen,
+        )
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """G_ema videos `[n, 3, T, H, W]` from the fixed noise."""
+        return self.G_ema.from_noise(noise.to(self.device), self.cfg.sample_frames).cpu()
