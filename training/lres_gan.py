@@ -10,46 +10,20 @@ EMA:    G_ema follows G over parameters and buffers with the ramped decay.
 
 from __future__ import annotations
 
-import copy
-from contextlib import nullcontext
-
 import torch
 import torch.nn.functional as F
 
-from networks.lres_discriminator import LowResDiscriminator
 from networks.lres_generator import LowResGenerator
-from torch_utils import distributed
 from training.augment import augment_video
-from training.config import TrainConfig
-
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+from training.gan import GAN
 
 
-class LowResGAN:
-    """Networks, optimisers and the update rules of the low-resolution stage."""
+class LowResGAN(GAN):
+    """The update rules of the low-resolution stage."""
 
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        G: LowResGenerator,
-        D: LowResDiscriminator,
-        device: torch.device,
-        gen: torch.Generator,
-    ):
-        self.cfg, self.G, self.D, self.device, self.gen = cfg, G, D, device, gen
-        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-        self.opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
-        self.opt_D = torch.optim.Adam(
-            D.parameters(), lr=cfg.d_lr_corrected, betas=(cfg.beta1, cfg.d_beta2_corrected)
-        )
-        self.batch_per_rank = cfg.batch // distributed.world_size()
-        self.chunk = self.batch_per_rank // cfg.grad_accum
+    G: LowResGenerator
 
     # -- pieces ----------------------------------------------------------------------------------
-
-    def autocast(self):
-        dtype = AUTOCAST_DTYPES.get(self.cfg.precision)
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
     def generate(self, batch: int, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
         """`batch` clips of seq_length frames, each a random window of a longer video whose
@@ -75,12 +49,6 @@ class LowResGAN:
         with self.autocast():
             return self.D(video).float()
 
-    def _step(self, opt: torch.optim.Optimizer, params, scale: float) -> int:
-        bad = distributed.sync_gradients(params, scale)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return bad
-
     # -- the updates -----------------------------------------------------------------------------
 
     def update_G(self) -> dict[str, float]:
@@ -92,7 +60,7 @@ class LowResGAN:
             loss = F.softplus(-logits).mean()
             loss.backward()
             losses.append(loss.detach())
-        bad = self._step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
+        bad = self.optimizer_step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
         return {"loss/G": torch.stack(losses).mean().item(), "grad/G_nonfinite": bad}
 
     def update_D(self, real: torch.Tensor) -> dict[str, float]:
@@ -115,7 +83,7 @@ class LowResGAN:
                     ]
                 ).detach()
             )
-        bad = self._step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
+        bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
         fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
         return {
             "loss/D": loss,
@@ -135,20 +103,10 @@ class LowResGAN:
             penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
             (penalty * (self.cfg.gamma / 2)).mean().backward()
             penalties.append(penalty.mean().detach())
-        bad = self._step(
+        bad = self.optimizer_step(
             self.opt_D, self.D.parameters(), self.cfg.r1_interval / self.cfg.grad_accum
         )
         return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
-
-    @torch.no_grad()
-    def update_ema(self, step: int) -> float:
-        beta = self.cfg.ema_beta_at(step)
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            if b.is_floating_point():
-                b_ema.lerp_(b, 1 - beta)
-        return beta
 
     def train_step(self, step: int, data) -> dict[str, float]:
         """One full iteration; `data` yields real batches (one for D, one more for R1)."""
@@ -158,26 +116,6 @@ class LowResGAN:
             stats.update(self.update_r1(next(data)))
         stats["progress/G_ema_beta"] = self.update_ema(step)
         return stats
-
-    # -- state -----------------------------------------------------------------------------------
-
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def progress(self) -> dict[str, float]:
-        return {"progress/G_lrate": self.cfg.g_lr, "progress/D_lrate": self.cfg.d_lr_corrected}
-
-    def snapshot(self) -> LowResGenerator:
-        return self.G_ema
 
     def sample_inputs(self, gen: torch.Generator) -> torch.Tensor:
         """Fixed noise for the run's sample videos (the same at every tick)."""

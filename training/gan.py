@@ -1,0 +1,77 @@
+"""What both stages share: optimisers with the lazy-R1 correction, the gradient step (rank
+averaging, accumulation scaling, sanitising), the G_ema update, autocast, and state hooks."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from torch_utils import distributed
+from training.config import TrainConfig
+
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class GAN:
+    """Subclasses implement `train_step`, `sample_inputs` and `sample`."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        G: nn.Module,
+        D: nn.Module,
+        device: torch.device,
+        gen: torch.Generator,
+    ):
+        self.cfg, self.G, self.D, self.device, self.gen = cfg, G, D, device, gen
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
+        # Lazy regularisation: D's rate and beta2 are corrected by k/(k+1) (spec §6.1).
+        self.opt_D = torch.optim.Adam(
+            D.parameters(), lr=cfg.d_lr_corrected, betas=(cfg.beta1, cfg.d_beta2_corrected)
+        )
+        self.batch_per_rank = cfg.batch // distributed.world_size()
+        self.chunk = self.batch_per_rank // cfg.grad_accum
+
+    def autocast(self):
+        dtype = AUTOCAST_DTYPES.get(self.cfg.precision)
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+
+    def optimizer_step(self, opt: torch.optim.Optimizer, params, scale: float) -> int:
+        """Average over ranks, scale, sanitise (spec §6.1), step; returns the non-finite count."""
+        bad = distributed.sync_gradients(params, scale)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return bad
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> float:
+        """G_ema <- lerp(G_ema, G, 1 - beta_t) over parameters and buffers (spec §6.6)."""
+        beta = self.cfg.ema_beta_at(step)
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            if b.is_floating_point():
+                b_ema.lerp_(b, 1 - beta)
+        return beta
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def progress(self) -> dict[str, float]:
+        return {"progress/G_lrate": self.cfg.g_lr, "progress/D_lrate": self.cfg.d_lr_corrected}
+
+    def snapshot(self) -> nn.Module:
+        return self.G_ema
