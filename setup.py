@@ -24,6 +24,7 @@ setup(
         "tqdm>=4.60",
         "safetensors>=0.4",
         "einops>=0.6",
+        "opencv-python-headless>=4.5",
         "tensorboard>=2.10",
     ],
     extras_require={

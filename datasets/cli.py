@@ -1,5 +1,5 @@
 """`lvg-dataset`: make zip-shard video datasets from videos, frame folders or the synthetic benchmark,
-and inspect them (spec §7)."""
+curate source videos into clips, and inspect datasets (spec §7)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar, Union
 
@@ -17,6 +18,7 @@ import click
 import numpy as np
 import tqdm
 
+from datasets import curate as curation
 from datasets.shards import (
     Resolution,
     ShardFolder,
@@ -175,6 +177,30 @@ def _video_sources(src: Path, trim_start: float, trim_end: float) -> list[ClipSo
     ]
 
 
+def _manifest_sources(src: Path, clips: list[curation.Clip]) -> list[ClipSource]:
+    """The kept clips of a curate manifest; clip_dir = `Clip.name`, i.e. the video path relative to
+    `src` without extension, then `/<start>-<end>` (frame numbers, end exclusive)."""
+
+    def frames(clip: curation.Clip) -> Iterator[tuple[str, SourceFrame]]:
+        path = src / clip.video
+        # Seek to half a frame before the clip's first timestamp, then count frames from there.
+        reader = read_video(path, trim_start=max(0.0, clip.start - 0.5 / clip.fps))
+        count = 0
+        try:
+            for count, frame in enumerate(islice(reader, clip.num_frames), 1):
+                yield f"frame_{count - 1:06d}.jpg", frame
+        finally:
+            reader.close()
+        if count < clip.num_frames:
+            reason = f"ended after {count} of the {clip.num_frames} frames of clip {clip.name}"
+            raise VideoReadError(path, reason)
+
+    return [
+        ClipSource(clip.name, f"{src / clip.video} (clip {clip.name})", lambda c=clip: frames(c))
+        for clip in sorted(clips, key=lambda c: c.name)
+    ]
+
+
 def _frame_folder_sources(src: Path) -> list[ClipSource]:
     """Every folder of images under `src`; clip_dir = folder relative to `src`, frame name = file
     name with suffix .jpg, frames in name order (spec §7.1)."""
@@ -224,6 +250,21 @@ def _check_src(src: str) -> Path:
     return path
 
 
+def _check_output_file(path: str, what: str) -> Path:
+    """Fail early (before hours of work) if `path` cannot be written."""
+    out = Path(path)
+    if out.is_dir():
+        raise click.ClickException(f"{what} {path} is a folder; give a file name")
+    folder = out.parent
+    if not folder.is_dir():
+        raise click.ClickException(
+            f"{what} {path}: folder {folder} does not exist; create it first"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise click.ClickException(f"{what} {path} is not writable; check the permissions")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Commands
 
@@ -241,6 +282,7 @@ def main() -> None:
       lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256
       lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
       lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256
+      lvg-dataset curate ~/footage ~/footage.json --report ~/footage.html
       lvg-dataset info ~/data/horses
     """
 
@@ -287,6 +329,13 @@ def _writing_options(fn: Callable) -> Callable:
 @click.argument("dst")
 @_writing_options
 @click.option(
+    "--manifest",
+    metavar="FILE.json",
+    default=None,
+    help="Write only the clips kept by `lvg-dataset curate` (run on this SRC): one clip dir "
+    "<video>/<start>-<end> per clip (frame numbers).",
+)
+@click.option(
     "--trim-start",
     type=float,
     default=0.0,
@@ -302,7 +351,9 @@ def _writing_options(fn: Callable) -> Callable:
     metavar="SEC",
     help="Seconds dropped at the end of every video.",
 )
-def from_videos(src, dst, res, num_partitions, partition, workers, trim_start, trim_end) -> None:
+def from_videos(
+    src, dst, res, num_partitions, partition, workers, manifest, trim_start, trim_end
+) -> None:
     """Decode every video under SRC into shards under DST.
 
     Videos (.avi .mkv .mov .mp4 .mpg .mpeg .webm .wmv, searched recursively) keep their native
@@ -321,11 +372,31 @@ def from_videos(src, dst, res, num_partitions, partition, workers, trim_start, t
     \b
       # Drop 2 s of intro and 5 s of credits from every video:
       lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --trim-start 2 --trim-end 5
+    \b
+      # Only the shots kept by curation (see: lvg-dataset curate --help):
+      lvg-dataset curate ~/footage ~/footage.json
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --manifest ~/footage.json
     """
     resolutions = _check_resolutions(res)
     if trim_start < 0 or trim_end < 0:
         raise click.ClickException("--trim-start and --trim-end must be >= 0 seconds")
-    sources = _video_sources(_check_src(src), trim_start, trim_end)
+    src_path = _check_src(src)
+    if manifest is not None:
+        if trim_start or trim_end:
+            raise click.ClickException(
+                "--trim-start/--trim-end do not apply with --manifest (clips have exact frames)"
+            )
+        try:
+            clips = curation.read_manifest(manifest)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+        if not clips:
+            raise click.ClickException(
+                f"manifest {manifest} keeps no clips; re-run lvg-dataset curate with looser limits"
+            )
+        sources = _manifest_sources(src_path, clips)
+    else:
+        sources = _video_sources(src_path, trim_start, trim_end)
     if not sources:
         raise click.ClickException(
             f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
@@ -387,6 +458,191 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
     resolutions = _check_resolutions(res)
     sources = _synthetic_sources(num_videos, num_frames, resolutions, seed)
     write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+
+
+@main.command("curate")
+@click.argument("src")
+@click.argument("out")
+@click.option(
+    "--min-seconds",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.min_seconds,
+    show_default=True,
+    metavar="SEC",
+    help="Shorter shots are dropped (too_short).",
+)
+@click.option(
+    "--min-motion",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.min_motion,
+    show_default=True,
+    help="Mean optical flow, % of the frame width per frame; less is dropped (static).",
+)
+@click.option(
+    "--max-motion",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.max_motion,
+    show_default=True,
+    help="More mean optical flow is dropped (too_much_motion).",
+)
+@click.option(
+    "--min-sharpness",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.min_sharpness,
+    show_default=True,
+    help="Median variance of the Laplacian at the analysis width; less is dropped (blurry).",
+)
+@click.option(
+    "--dedup",
+    type=click.IntRange(-1, 64),
+    default=curation.Thresholds.dedup,
+    show_default=True,
+    metavar="BITS",
+    help="A shot whose perceptual hashes are within BITS (of 64) of an earlier kept shot is "
+    "dropped (duplicate); -1 turns deduplication off.",
+)
+@click.option(
+    "--cut-k",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.cut_k,
+    show_default=True,
+    help="A cut is a frame change this many MADs above the rolling median (1 s each side) ...",
+)
+@click.option(
+    "--cut-min",
+    type=click.FloatRange(0, 1),
+    default=curation.Thresholds.cut_min,
+    show_default=True,
+    help="... and at least this large (0..1: histogram distance and grey difference).",
+)
+@click.option(
+    "--analysis-width",
+    type=click.IntRange(min=16),
+    default=curation.AnalysisSettings.width,
+    show_default=True,
+    metavar="PX",
+    help="Frames are decoded and measured at this width (sharpness depends on it).",
+)
+@click.option(
+    "--motion",
+    "motion_method",
+    type=click.Choice(["auto", *curation.MOTION_METHODS]),
+    default="auto",
+    show_default=True,
+    help="farneback: OpenCV optical flow; framediff: normal flow from frame differences (no "
+    "OpenCV needed); auto: farneback if OpenCV is installed.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    help="Processes analysing videos in parallel.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    metavar="DIR",
+    help="Per-video analyses, reused when a video's size and mtime are unchanged "
+    "[default: OUT with suffix .cache].",
+)
+@click.option(
+    "--report",
+    default=None,
+    metavar="FILE.html|FILE.png",
+    help="Also write a contact sheet of every shot (thumbnails, scores, verdict); decodes the "
+    "videos again at thumbnail size.",
+)
+def curate_videos(
+    src,
+    out,
+    min_seconds,
+    min_motion,
+    max_motion,
+    min_sharpness,
+    dedup,
+    cut_k,
+    cut_min,
+    analysis_width,
+    motion_method,
+    workers,
+    cache_dir,
+    report,
+) -> None:
+    """Split every video under SRC into shots, score them, and write the kept and dropped shots
+    to the JSON manifest OUT (for: lvg-dataset from-videos SRC DST --manifest OUT).
+
+    \b
+    Per shot: length, motion (mean optical flow), sharpness (variance of the Laplacian) and
+    perceptual hashes of three frames. A shot is dropped as too_short, static, too_much_motion,
+    blurry or duplicate (of an earlier kept shot), checked in that order; videos that cannot be
+    read are listed as unreadable. Shots start at hard cuts (fades are not detected).
+
+    \b
+    Analyses are cached per video (see --cache): a second run only decodes new or changed
+    videos, so thresholds can be tuned quickly. Tune them by eye with --report.
+
+    \b
+    Examples:
+      lvg-dataset curate ~/footage ~/footage.json --report ~/footage.html
+      # Stricter, from the cache (no decoding):
+      lvg-dataset curate ~/footage ~/footage.json --min-seconds 5 --min-sharpness 50
+      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256 \\
+          --manifest ~/footage.json
+    """
+    src_path = _check_src(src)
+    out_path = _check_output_file(out, "OUT")
+    if report is not None:
+        if Path(report).suffix.lower() not in curation.REPORT_SUFFIXES:
+            raise click.ClickException(f"--report {report}: use a .html or .png file name")
+        _check_output_file(report, "--report")
+    try:
+        thresholds = curation.Thresholds(
+            min_seconds, min_motion, max_motion, min_sharpness, dedup, cut_k, cut_min
+        )
+        method = curation.default_motion_method() if motion_method == "auto" else motion_method
+        settings = curation.AnalysisSettings(analysis_width, method)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    videos = [p.relative_to(src_path).as_posix() for p in list_files(src_path, VIDEO_EXTENSIONS)]
+    if not videos:
+        raise click.ClickException(
+            f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
+        )
+    cache = curation.AnalysisCache(cache_dir or out_path.with_suffix(".cache"))
+    try:
+        cache.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"cannot create the cache folder {cache.folder} ({e})") from None
+
+    def progress(desc: str):
+        return lambda items, total: tqdm.tqdm(items, total=total, desc=desc, unit="video")
+
+    analyses, decoded = curation.analyse_videos(
+        src_path, videos, settings, cache, workers, progress("analyse")
+    )
+    for analysis in analyses:
+        if analysis.error is not None:
+            click.echo(f"warning: skipped {src_path / analysis.video}: {analysis.error}", err=True)
+    result = curation.curate(analyses, str(src_path.resolve()), thresholds)
+    try:
+        curation.write_manifest(out_path, result)
+    except OSError as e:
+        raise click.ClickException(f"cannot write OUT {out_path} ({e})") from None
+    summary = result.summary()
+    dropped = ", ".join(f"{n} {reason}" for reason, n in summary["dropped"].items()) or "none"
+    click.echo(
+        f"{len(videos)} videos ({decoded} analysed, {len(videos) - decoded} from cache), "
+        f"{summary['clips']} shots: {summary['kept']} kept ({summary['kept_seconds']:.1f} s), "
+        f"dropped: {dropped} -> {out_path}"
+    )
+    if report is not None:
+        try:
+            curation.write_report(report, result, workers, progress("report"))
+        except OSError as e:
+            raise click.ClickException(f"cannot write --report {report} ({e})") from None
+        click.echo(f"report -> {report}")
 
 
 @main.command("info")

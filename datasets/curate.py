@@ -1,0 +1,844 @@
+"""Dataset curation (issue 9): split source videos into shots, score them, keep the usable ones.
+
+Pipeline, one obvious place per step:
+
+* `analyse_video` decodes a video once at a small width (`AnalysisSettings.width`, ~128 px) and
+  measures per frame: a cut score against the previous frame (colour-histogram distance plus
+  mean absolute grey difference), motion (mean optical-flow magnitude in % of the frame width per
+  frame: OpenCV Farneback, or without OpenCV the normal flow of frame differences), sharpness
+  (variance of the Laplacian) and a 64-bit DCT perceptual hash.
+* `AnalysisCache` keeps those per-frame arrays, one `.npz` per video keyed by path + size + mtime,
+  so shots and thresholds can be re-derived without decoding and an interrupted run resumes.
+* `detect_cuts` starts a new shot where the cut score exceeds a rolling median + k MAD;
+  `split_clips` turns shots into `Clip`s with scores; `judge_clips` applies `Thresholds`.
+* `build_manifest` writes the JSON manifest that `lvg-dataset from-videos --manifest` reads back
+  with `read_manifest`; `write_report` draws a contact sheet (HTML or PNG) to check thresholds.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import av
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+from av.video.reformatter import VideoReformatter
+from PIL import Image, ImageDraw
+
+from datasets.video_io import TRUNCATION_SLACK, VideoReadError
+
+try:  # OpenCV is only needed for Farneback optical flow; frame differences are the fallback.
+    import cv2
+except ImportError:  # pragma: no cover - depends on the environment
+    cv2 = None
+
+MANIFEST_FORMAT = "lvg-dataset curate manifest"
+MANIFEST_VERSION = 1
+ANALYSIS_VERSION = 1  # bump when per-frame measurements change: invalidates every cache entry
+MOTION_METHODS = ("farneback", "framediff")
+REPORT_SUFFIXES = (".html", ".htm", ".png")
+REPRESENTATIVE_FRAMES = 3  # frames per clip hashed for near-duplicate detection
+MIN_CUT_GAP_SECONDS = 0.25  # of several cut candidates closer than this, the strongest wins
+THUMB_WIDTH = 128
+MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Settings
+
+
+def default_motion_method() -> str:
+    """Farneback optical flow if OpenCV is installed, else frame differences."""
+    return "farneback" if cv2 is not None else "framediff"
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How per-frame measurements are taken; a cache entry is reused only for equal settings."""
+
+    width: int = 128  # analysis width in pixels (height keeps the aspect ratio)
+    motion_method: str = field(default_factory=default_motion_method)
+
+    def __post_init__(self) -> None:
+        if self.width < 16:
+            raise ValueError(f"the analysis width must be >= 16 pixels, got {self.width}")
+        if self.motion_method not in MOTION_METHODS:
+            raise ValueError(f"motion method must be one of {MOTION_METHODS}")
+        if self.motion_method == "farneback" and cv2 is None:
+            raise ValueError(
+                "Farneback motion needs OpenCV: pip install opencv-python-headless "
+                "(or use frame differences: --motion framediff)"
+            )
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Shot detection and the rules that keep or drop a clip (re-applied without decoding)."""
+
+    min_seconds: float = 2.0  # shorter clips: too_short
+    min_motion: float = 0.05  # % of the frame width per frame; less: static
+    max_motion: float = 8.0  # more: too_much_motion
+    min_sharpness: float = 20.0  # variance of the Laplacian at the analysis width; less: blurry
+    dedup: int = 6  # Hamming distance (of 64 bits) for a near-duplicate; -1 turns dedup off
+    cut_k: float = 8.0  # a cut scores this many (normal-scaled) MADs above the rolling median
+    cut_min: float = 0.15  # ... and at least this much (scores are in [0, 1])
+    cut_window: float = 1.0  # seconds on each side of the rolling median
+
+    def __post_init__(self) -> None:
+        if self.min_seconds < 0 or self.min_motion < 0 or self.min_sharpness < 0:
+            raise ValueError("--min-seconds, --min-motion and --min-sharpness must be >= 0")
+        if self.max_motion < self.min_motion:
+            raise ValueError(
+                f"--max-motion {self.max_motion} is below --min-motion {self.min_motion}"
+            )
+        if not -1 <= self.dedup <= 64:
+            raise ValueError(f"--dedup must be -1 (off) or 0..64 bits, got {self.dedup}")
+        if self.cut_k < 0 or not 0 <= self.cut_min <= 1 or self.cut_window <= 0:
+            raise ValueError("need --cut-k >= 0, 0 <= --cut-min <= 1 and a positive cut window")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding at a small size
+
+
+class SmallVideo:
+    """Decode the first video stream at `width` pixels wide (swscale area filter), RGB uint8.
+
+    Frames are numbered and timed exactly as `video_io.read_video` numbers them (every decoded
+    frame, seconds from the stream's first timestamp), so clip frame ranges carry over. Errors,
+    truncation included, raise `VideoReadError` like `read_video`.
+    """
+
+    def __init__(self, path: str | os.PathLike, width: int):
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(path))
+        except (av.FFmpegError, OSError) as e:
+            raise VideoReadError(path, f"cannot open ({_av_reason(e)})") from e
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoReadError(path, "no video stream")
+        self._stream = stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        self.fps = float(rate)
+        self.width = width
+        self._reformatter = VideoReformatter()  # reused: keeps one sws context
+        self._t0 = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        self._duration = float(stream.duration * stream.time_base) if stream.duration else None
+
+    def frames(self, stop: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+        """(seconds from the stream start, RGB uint8 `[h, width, 3]`) per frame; `stop` ends
+        early after that many frames (skipping the truncation check)."""
+        count, last_time = 0, None
+        try:
+            for frame in self._container.decode(self._stream):
+                if stop is not None and count >= stop:
+                    return
+                height = max(2, 2 * round(self.width * frame.height / frame.width / 2))
+                image = self._reformatter.reformat(
+                    frame, width=self.width, height=height, format="rgb24", interpolation="AREA"
+                ).to_ndarray()
+                last_time = count / self.fps if frame.time is None else frame.time - self._t0
+                count += 1
+                yield last_time, image
+        except av.FFmpegError as e:
+            reason = f"decoding failed after {count} frames ({_av_reason(e)})"
+            raise VideoReadError(self.path, reason) from e
+        if count == 0:
+            raise VideoReadError(self.path, "no frames decoded")
+        if (
+            self._duration
+            and last_time is not None
+            and last_time < self._duration - TRUNCATION_SLACK
+        ):
+            reason = f"truncated (frames stop at {last_time:.2f} s of {self._duration:.2f} s)"
+            raise VideoReadError(self.path, reason)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> SmallVideo:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _av_reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-frame measurements
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB uint8 frame, float32 in [0, 255]."""
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def colour_histogram(rgb: np.ndarray) -> np.ndarray:
+    """Normalised joint RGB histogram with 8 bins per channel (512 bins, sums to 1)."""
+    q = rgb >> 5
+    index = (q[..., 0].astype(np.int32) << 6) | (q[..., 1].astype(np.int32) << 3) | q[..., 2]
+    return np.bincount(index.ravel(), minlength=512).astype(np.float32) / index.size
+
+
+def laplacian_variance(luma: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian (OpenCV's ksize=1 kernel): low means blurry."""
+    lap = luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4 * luma[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def phash(luma: np.ndarray) -> int:
+    """64-bit DCT perceptual hash: box-resize to 32x32, 2-D DCT, top-left 8x8 coefficients,
+    bit = coefficient above their median (the DC term is left out of the median)."""
+    small = Image.fromarray(np.clip(luma, 0, 255).astype(np.uint8)).resize((32, 32), Image.BOX)
+    coefficients = scipy.fft.dctn(np.asarray(small, np.float32), norm="ortho")[:8, :8].ravel()
+    bits = coefficients > np.median(coefficients[1:])
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bitwise Hamming distance of broadcastable uint64 hash arrays."""
+    x = np.ascontiguousarray(np.bitwise_xor(a, b), dtype=np.uint64)
+    return _POPCOUNT[x.view(np.uint8).reshape(*x.shape, 8)].sum(-1, dtype=np.int64)
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def motion_farneback(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Mean Farneback optical-flow magnitude between two grey frames, in pixels.
+
+    Pixels that did not change count as still: Farneback reports a spurious ~0.1 px flow on
+    identical frames with stripe-like texture, which would make a frozen shot look alive.
+    """
+    a, b = _to_uint8(prev), _to_uint8(cur)
+    flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return float((np.hypot(flow[..., 0], flow[..., 1]) * (a != b)).mean())
+
+
+def motion_framediff(prev: np.ndarray, cur: np.ndarray) -> float:
+    """Optical-flow magnitude estimated without OpenCV, in pixels: the normal flow |dI/dt| / |grad I|
+    summed over the frame (for isotropic texture the mean |grad I| along the motion is 2/pi of
+    |grad I|). Close to Farneback for small motions; saturates beyond the texture's scale."""
+    dt = np.abs(cur - prev).sum()
+    mean = 0.5 * (cur + prev)
+    gy, gx = np.gradient(mean)
+    gradient = np.hypot(gx, gy).sum() * (2 / math.pi)
+    return float(dt / gradient) if gradient > 1e-3 else 0.0
+
+
+def _to_uint8(luma: np.ndarray) -> np.ndarray:
+    return np.clip(luma + 0.5, 0, 255).astype(np.uint8)
+
+
+MOTION_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "farneback": motion_farneback,
+    "framediff": motion_framediff,
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# One video's analysis and its cache
+
+
+@dataclass
+class VideoAnalysis:
+    """Per-frame measurements of one video (`error` set if it could not be read)."""
+
+    video: str  # path relative to SRC, with '/' separators
+    size: int
+    mtime_ns: int
+    settings: AnalysisSettings
+    fps: float = 0.0
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # seconds from the start
+    cut_score: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [0] is 0
+    motion: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [0] is 0
+    sharpness: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    phash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    error: str | None = None
+
+    ARRAYS = ("times", "cut_score", "motion", "sharpness", "phash")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+    def matches(self, size: int, mtime_ns: int, settings: AnalysisSettings) -> bool:
+        return (self.size, self.mtime_ns, self.settings) == (size, mtime_ns, settings)
+
+
+def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings) -> VideoAnalysis:
+    """Decode `src/video` once at `settings.width` and measure every frame (see module doc)."""
+    path = Path(src) / video
+    stat = path.stat()
+    result = VideoAnalysis(video, stat.st_size, stat.st_mtime_ns, settings)
+    motion_fn = MOTION_FUNCTIONS[settings.motion_method]
+    rows: list[tuple[float, float, float, float, int]] = []
+    prev_luma = prev_hist = None
+    try:
+        with SmallVideo(path, settings.width) as reader:
+            result.fps = reader.fps
+            for t, rgb in reader.frames():
+                luma, hist = grey(rgb), colour_histogram(rgb)
+                cut = motion = 0.0
+                if prev_luma is not None and prev_luma.shape != luma.shape:
+                    cut = 1.0  # the frame size changed mid-stream: certainly a new shot
+                elif prev_luma is not None:
+                    hist_distance = 0.5 * float(np.abs(hist - prev_hist).sum())
+                    cut = 0.5 * (hist_distance + float(np.abs(luma - prev_luma).mean()) / 255)
+                    motion = 100 * motion_fn(prev_luma, luma) / luma.shape[1]
+                rows.append((t, cut, motion, laplacian_variance(luma), phash(luma)))
+                prev_luma, prev_hist = luma, hist
+    except VideoReadError as e:
+        result.error = e.reason
+        return result
+    columns = list(zip(*rows))
+    result.times = np.asarray(columns[0], np.float64)
+    result.cut_score, result.motion, result.sharpness = (
+        np.asarray(c, np.float32) for c in columns[1:4]
+    )
+    result.phash = np.asarray(columns[4], np.uint64)
+    return result
+
+
+class AnalysisCache:
+    """Per-video analyses in `folder`, one `<sha1 of path>.npz` each, written atomically.
+
+    An entry is used only if the video's size, mtime and the analysis settings are unchanged.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def path_for(self, video: str) -> Path:
+        return self.folder / f"{hashlib.sha1(video.encode()).hexdigest()[:20]}.npz"
+
+    def load(
+        self, src: str | os.PathLike, video: str, settings: AnalysisSettings
+    ) -> VideoAnalysis | None:
+        """The cached analysis of `src/video`, or None if missing, stale or unreadable."""
+        stat = (Path(src) / video).stat()
+        try:
+            with np.load(self.path_for(video), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("version") != ANALYSIS_VERSION or meta.get("video") != video:
+                    return None
+                analysis = VideoAnalysis(
+                    video,
+                    meta["size"],
+                    meta["mtime_ns"],
+                    AnalysisSettings(**meta["settings"]),
+                    meta["fps"],
+                    *(data[name] for name in VideoAnalysis.ARRAYS),
+                    error=meta["error"],
+                )
+        except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
+            return None
+        return analysis if analysis.matches(stat.st_size, stat.st_mtime_ns, settings) else None
+
+    def save(self, analysis: VideoAnalysis) -> None:
+        meta = {
+            "version": ANALYSIS_VERSION,
+            "video": analysis.video,
+            "size": analysis.size,
+            "mtime_ns": analysis.mtime_ns,
+            "settings": asdict(analysis.settings),
+            "fps": analysis.fps,
+            "error": analysis.error,
+        }
+        buffer = io.BytesIO()
+        arrays = {name: getattr(analysis, name) for name in VideoAnalysis.ARRAYS}
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path_for(analysis.video), buffer.getvalue())
+
+
+def _analyse_and_cache(
+    src: str, video: str, settings: AnalysisSettings, cache_dir: str
+) -> VideoAnalysis:
+    """Worker task: analyse one video and store the result in the cache right away."""
+    analysis = analyse_video(src, video, settings)
+    AnalysisCache(cache_dir).save(analysis)
+    return analysis
+
+
+def _init_worker() -> None:
+    if cv2 is not None:
+        cv2.setNumThreads(1)  # the processes already use every core
+
+
+def parallel_map(fn: Callable[..., T], tasks: list[tuple], workers: int) -> Iterator[tuple[int, T]]:
+    """(index, fn(*task)) as tasks finish, on `workers` processes (in this process if <= 1)."""
+    if workers <= 1 or len(tasks) <= 1:
+        for i, task in enumerate(tasks):
+            yield i, fn(*task)
+        return
+    with ProcessPoolExecutor(min(workers, len(tasks)), initializer=_init_worker) as pool:
+        futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def analyse_videos(
+    src: str | os.PathLike,
+    videos: list[str],
+    settings: AnalysisSettings,
+    cache: AnalysisCache,
+    workers: int = 1,
+    progress: Callable[[Iterable[T], int], Iterable[T]] | None = None,
+) -> tuple[list[VideoAnalysis], int]:
+    """Analyses of `videos` (paths relative to `src`), from the cache where it is current.
+
+    Returns them in the order of `videos` and how many were decoded in this call.
+    """
+    results: list[VideoAnalysis | None] = [cache.load(src, video, settings) for video in videos]
+    todo = [i for i, result in enumerate(results) if result is None]
+    tasks = [(str(src), videos[i], settings, str(cache.folder)) for i in todo]
+    done = parallel_map(_analyse_and_cache, tasks, workers)
+    for k, analysis in progress(done, len(tasks)) if progress and tasks else done:
+        results[todo[k]] = analysis
+    return results, len(todo)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shots, clips and thresholds
+
+
+def detect_cuts(score: np.ndarray, fps: float, thresholds: Thresholds) -> np.ndarray:
+    """Frame indices that start a new shot (hard cuts; gradual fades are not detected).
+
+    Frame t is a cut if its score (change from frame t-1) exceeds both `cut_min` and the rolling
+    median + `cut_k` * 1.4826 * MAD over `cut_window` seconds each side. Of candidates closer
+    than `MIN_CUT_GAP_SECONDS`, the highest-scoring wins.
+    """
+    if len(score) < 2:
+        return np.zeros(0, np.int64)
+    s = np.asarray(score[1:], np.float64)
+    size = 2 * max(2, round(thresholds.cut_window * fps)) + 1
+    median = scipy.ndimage.median_filter(s, size=size, mode="nearest")
+    mad = scipy.ndimage.median_filter(np.abs(s - median), size=size, mode="nearest")
+    limit = np.maximum(thresholds.cut_min, median + thresholds.cut_k * MAD_TO_SIGMA * mad)
+    gap = max(1, round(MIN_CUT_GAP_SECONDS * fps))
+    cuts: list[int] = []
+    for i in np.flatnonzero(s > limit):
+        if cuts and i - cuts[-1] < gap:
+            if s[i] > s[cuts[-1]]:
+                cuts[-1] = int(i)
+        else:
+            cuts.append(int(i))
+    return np.asarray(cuts, np.int64) + 1
+
+
+@dataclass
+class Clip:
+    """One shot of one video: frames [start_frame, end_frame), scores and the verdict."""
+
+    video: str  # path relative to SRC
+    start_frame: int
+    end_frame: int  # exclusive
+    start: float  # seconds from the stream start
+    end: float
+    fps: float
+    motion: float  # mean flow magnitude, % of the frame width per frame
+    sharpness: float  # median variance of the Laplacian
+    cut_score: float  # score of the cut that starts the shot (0 at the video start)
+    phash: tuple[int, ...]  # hashes of REPRESENTATIVE_FRAMES frames spread over the shot
+    reason: str | None = None  # None: kept
+    duplicate_of: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Clip dir in the dataset: `<video without extension>/<start>-<end>` (frame numbers)."""
+        stem = PurePosixPath(self.video).with_suffix("").as_posix()
+        return f"{stem}/{self.start_frame:06d}-{self.end_frame:06d}"
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def num_frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "clip": self.name,
+            "video": self.video,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start": round(self.start, 4),
+            "end": round(self.end, 4),
+            "fps": round(self.fps, 4),
+            "scores": {
+                "seconds": round(self.seconds, 4),
+                "motion": round(self.motion, 4),
+                "sharpness": round(self.sharpness, 2),
+                "cut": round(self.cut_score, 4),
+                "phash": [f"{h:016x}" for h in self.phash],
+            },
+        }
+        if self.reason:
+            entry["reason"] = self.reason
+        if self.duplicate_of:
+            entry["duplicate_of"] = self.duplicate_of
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> Clip:
+        scores = entry["scores"]
+        return cls(
+            video=str(entry["video"]),
+            start_frame=int(entry["start_frame"]),
+            end_frame=int(entry["end_frame"]),
+            start=float(entry["start"]),
+            end=float(entry["end"]),
+            fps=float(entry["fps"]),
+            motion=float(scores["motion"]),
+            sharpness=float(scores["sharpness"]),
+            cut_score=float(scores["cut"]),
+            phash=tuple(int(h, 16) for h in scores["phash"]),
+            reason=entry.get("reason"),
+            duplicate_of=entry.get("duplicate_of"),
+        )
+
+
+def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Clip]:
+    """One scored clip per shot of a readable video (no verdict yet)."""
+    n = analysis.num_frames
+    bounds = [0, *detect_cuts(analysis.cut_score, analysis.fps, thresholds).tolist(), n]
+    clips = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        inner_motion = analysis.motion[start + 1 : end]  # the first frame's motion spans the cut
+        picks = start + ((np.arange(REPRESENTATIVE_FRAMES) + 0.5) * (end - start)).astype(int) // (
+            REPRESENTATIVE_FRAMES
+        )
+        end_time = analysis.times[end] if end < n else analysis.times[-1] + 1 / analysis.fps
+        clips.append(
+            Clip(
+                video=analysis.video,
+                start_frame=start,
+                end_frame=end,
+                start=float(analysis.times[start]),
+                end=float(end_time),
+                fps=analysis.fps,
+                motion=float(inner_motion.mean()) if len(inner_motion) else 0.0,
+                sharpness=float(np.median(analysis.sharpness[start:end])),
+                cut_score=float(analysis.cut_score[start]),
+                phash=tuple(int(h) for h in analysis.phash[picks]),
+            )
+        )
+    return clips
+
+
+def judge_clips(clips: list[Clip], thresholds: Thresholds) -> None:
+    """Set each clip's `reason` (None keeps it), checked in this order: too_short, static,
+    too_much_motion, blurry, duplicate (of an earlier kept clip, across all videos)."""
+    kept_hashes = np.zeros((len(clips), REPRESENTATIVE_FRAMES), np.uint64)
+    kept_names: list[str] = []
+    for clip in clips:
+        clip.reason = clip.duplicate_of = None
+        if clip.seconds < thresholds.min_seconds:
+            clip.reason = "too_short"
+        elif clip.motion < thresholds.min_motion:
+            clip.reason = "static"
+        elif clip.motion > thresholds.max_motion:
+            clip.reason = "too_much_motion"
+        elif clip.sharpness < thresholds.min_sharpness:
+            clip.reason = "blurry"
+        elif thresholds.dedup >= 0 and kept_names:
+            distance = clip_distance(
+                kept_hashes[: len(kept_names)], np.array(clip.phash, np.uint64)
+            )
+            nearest = int(np.argmin(distance))
+            if distance[nearest] <= thresholds.dedup:
+                clip.reason, clip.duplicate_of = "duplicate", kept_names[nearest]
+        if clip.reason is None:
+            kept_hashes[len(kept_names)] = clip.phash
+            kept_names.append(clip.name)
+
+
+def clip_distance(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Distance of a clip's hashes `[R]` to every row of `[K, R]`: for each hash the nearest one
+    of the other clip, averaged, taking the larger of the two directions."""
+    d = hamming(hashes[:, :, None], query[None, None, :])  # [K, R, R]
+    return np.maximum(d.min(2).mean(1), d.min(1).mean(1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Manifest
+
+
+@dataclass
+class Curation:
+    """Everything a manifest says: the clips with their verdicts and the unreadable videos."""
+
+    src: str
+    settings: AnalysisSettings
+    thresholds: Thresholds
+    clips: list[Clip]
+    unreadable: dict[str, str]  # video -> reason
+    num_videos: int
+
+    @property
+    def kept(self) -> list[Clip]:
+        return [clip for clip in self.clips if clip.reason is None]
+
+    def summary(self) -> dict[str, Any]:
+        kept = self.kept
+        dropped = Counter(clip.reason for clip in self.clips if clip.reason)
+        if self.unreadable:
+            dropped["unreadable"] = len(self.unreadable)
+        return {
+            "videos": self.num_videos,
+            "clips": len(self.clips),
+            "kept": len(kept),
+            "kept_seconds": round(sum(clip.seconds for clip in kept), 3),
+            "kept_frames": sum(clip.num_frames for clip in kept),
+            "dropped": dict(sorted(dropped.items())),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        dropped = [clip.to_json() for clip in self.clips if clip.reason]
+        dropped += [
+            {"video": video, "reason": "unreadable", "error": error}
+            for video, error in sorted(self.unreadable.items())
+        ]
+        return {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "src": self.src,
+            "analysis": asdict(self.settings),
+            "thresholds": asdict(self.thresholds),
+            "summary": self.summary(),
+            "kept": [clip.to_json() for clip in self.kept],
+            "dropped": dropped,
+        }
+
+
+def curate(analyses: list[VideoAnalysis], src: str, thresholds: Thresholds) -> Curation:
+    """Shots and verdicts for `analyses` (in their order, which decides who is a duplicate)."""
+    clips = [clip for a in analyses if a.error is None for clip in split_clips(a, thresholds)]
+    judge_clips(clips, thresholds)
+    unreadable = {a.video: a.error for a in analyses if a.error is not None}
+    settings = analyses[0].settings if analyses else AnalysisSettings()
+    return Curation(src, settings, thresholds, clips, unreadable, len(analyses))
+
+
+def write_manifest(path: str | os.PathLike, curation: Curation) -> None:
+    write_atomic(path, (json.dumps(curation.to_json(), indent=2) + "\n").encode())
+
+
+def read_manifest(path: str | os.PathLike) -> list[Clip]:
+    """The kept clips of a manifest written by `write_manifest`; ValueError says what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(
+            f"manifest {path} does not exist; make one with lvg-dataset curate"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"manifest {path} is not readable JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not a manifest of lvg-dataset curate")
+    if data.get("version") != MANIFEST_VERSION:
+        raise ValueError(
+            f"manifest {path} has version {data.get('version')}, this tool reads {MANIFEST_VERSION}"
+        )
+    try:
+        return [Clip.from_json(entry) for entry in data["kept"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"manifest {path} has a malformed clip entry ({e!r})") from None
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Contact sheet
+
+
+def clip_thumbnail_frames(clip: Clip) -> list[int]:
+    """First, middle and last frame of a clip."""
+    return sorted(
+        {clip.start_frame, (clip.start_frame + clip.end_frame - 1) // 2, clip.end_frame - 1}
+    )
+
+
+def video_thumbnails(src: str, video: str, frames: list[int], width: int) -> dict[int, bytes]:
+    """JPEG thumbnails of the given frame numbers of one video (decoding stops after the last)."""
+    wanted, thumbs = set(frames), {}
+    try:
+        with SmallVideo(Path(src) / video, width) as reader:
+            for index, (_, rgb) in enumerate(reader.frames(stop=max(frames) + 1)):
+                if index in wanted:
+                    buffer = io.BytesIO()
+                    Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
+                    thumbs[index] = buffer.getvalue()
+    except VideoReadError:
+        pass  # the video changed since the analysis: its clips show without thumbnails
+    return thumbs
+
+
+def write_report(
+    path: str | os.PathLike,
+    curation: Curation,
+    workers: int = 1,
+    progress: Callable[[Iterable[T], int], Iterable[T]] | None = None,
+) -> None:
+    """A contact sheet of every clip (thumbnails, scores, verdict): `.html` or `.png`."""
+    path = Path(path)
+    by_video: dict[str, list[Clip]] = {}
+    for clip in curation.clips:
+        by_video.setdefault(clip.video, []).append(clip)
+    videos = sorted(by_video)
+    tasks = [
+        (
+            curation.src,
+            v,
+            sorted({f for c in by_video[v] for f in clip_thumbnail_frames(c)}),
+            THUMB_WIDTH,
+        )
+        for v in videos
+    ]
+    thumbs: dict[str, dict[int, bytes]] = {}
+    done = parallel_map(video_thumbnails, tasks, workers)
+    for i, result in progress(done, len(tasks)) if progress else done:
+        thumbs[videos[i]] = result
+    render = _report_png if path.suffix.lower() == ".png" else _report_html
+    write_atomic(path, render(curation, thumbs))
+
+
+def _clip_lines(clip: Clip) -> tuple[str, str]:
+    verdict = "kept" if clip.reason is None else f"dropped: {clip.reason}"
+    if clip.duplicate_of:
+        verdict += f" of {clip.duplicate_of}"
+    scores = (
+        f"{clip.seconds:.2f} s ({clip.num_frames} frames), motion {clip.motion:.3f}, "
+        f"sharpness {clip.sharpness:.1f}, cut {clip.cut_score:.2f}"
+    )
+    return verdict, scores
+
+
+def _report_html(curation: Curation, thumbs: dict[str, dict[int, bytes]]) -> bytes:
+    esc = html.escape
+    summary = curation.summary()
+    rows = []
+    for clip in curation.clips:
+        verdict, scores = _clip_lines(clip)
+        images = "".join(
+            f'<img src="data:image/jpeg;base64,{base64.b64encode(data).decode()}" '
+            f'title="frame {f}">'
+            for f in clip_thumbnail_frames(clip)
+            if (data := thumbs.get(clip.video, {}).get(f))
+        )
+        status = "kept" if clip.reason is None else "dropped"
+        rows.append(
+            f'<tr class="{status}"><td>{images}</td><td><b>{esc(clip.name)}</b><br>'
+            f'<span class="verdict">{esc(verdict)}</span><br>{esc(scores)}</td></tr>'
+        )
+    rows += [
+        f'<tr class="dropped"><td></td><td><b>{esc(video)}</b><br>'
+        f'<span class="verdict">dropped: unreadable</span><br>{esc(error)}</td></tr>'
+        for video, error in sorted(curation.unreadable.items())
+    ]
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>lvg-dataset curate: {esc(curation.src)}</title>
+<style>
+body {{ font: 13px sans-serif; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+td {{ padding: 4px 8px; vertical-align: top; border-bottom: 1px solid #ccc; }}
+img {{ margin-right: 2px; }}
+tr.kept .verdict {{ color: #070; font-weight: bold; }}
+tr.dropped .verdict {{ color: #b00; font-weight: bold; }}
+tr.dropped img {{ opacity: 0.6; }}
+</style></head><body>
+<h2>{esc(curation.src)}</h2>
+<p>{esc(json.dumps(summary))}</p>
+<p>thresholds: {esc(json.dumps(asdict(curation.thresholds)))}<br>
+analysis: {esc(json.dumps(asdict(curation.settings)))}</p>
+<table>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    return page.encode()
+
+
+PNG_MAX_CLIPS = 300  # a PNG contact sheet stops here (the HTML report has no limit)
+
+
+def _report_png(curation: Curation, thumbs: dict[str, dict[int, bytes]]) -> bytes:
+    clips = curation.clips[:PNG_MAX_CLIPS]
+    images = {
+        (video, f): Image.open(io.BytesIO(data)).convert("RGB")
+        for video, frames in thumbs.items()
+        for f, data in frames.items()
+    }
+    thumb_height = max((im.height for im in images.values()), default=THUMB_WIDTH * 9 // 16)
+    row_height, text_width = thumb_height + 8, 520
+    header = [
+        curation.src,
+        json.dumps(curation.summary()),
+        f"thresholds: {json.dumps(asdict(curation.thresholds))}",
+    ]
+    extra = len(curation.clips) - len(clips)
+    if extra > 0:
+        header.append(f"... and {extra} more clips: write an .html report to see them all")
+    footer = [
+        f"{video}: dropped: unreadable ({error})" for video, error in curation.unreadable.items()
+    ]
+    width = 3 * (THUMB_WIDTH + 4) + text_width
+    height = 14 * (len(header) + len(footer)) + row_height * len(clips) + 16
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    y = 4
+    for line in header:
+        draw.text((4, y), line, fill="black")
+        y += 14
+    for clip in clips:
+        for k, f in enumerate(clip_thumbnail_frames(clip)):
+            if (clip.video, f) in images:
+                sheet.paste(images[clip.video, f], (4 + k * (THUMB_WIDTH + 4), y + 4))
+        verdict, scores = _clip_lines(clip)
+        x = 3 * (THUMB_WIDTH + 4) + 8
+        draw.text((x, y + 6), clip.name, fill="black")
+        draw.text((x, y + 22), verdict, fill=(0, 120, 0) if clip.reason is None else (180, 0, 0))
+        draw.text((x, y + 38), scores, fill="black")
+        y += row_height
+    for line in footer:
+        draw.text((4, y), line, fill=(180, 0, 0))
+        y += 14
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
