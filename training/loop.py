@@ -17,6 +17,7 @@ import json
 import math
 import os
 import resource
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -130,6 +131,7 @@ class RunLog:
             if key in summary:
                 parts.append(f"{label} {summary[key]['mean']:.4g}")
         self.echo(" | ".join(parts))
+        sys.stdout.flush()  # one line per tick, visible at once even when redirected to a file
 
     def images(self, tag: str, frames: torch.Tensor, step: int) -> None:
         """frames `[n, 3, h, w]` uint8."""
