@@ -33,10 +33,14 @@ class CheckpointError(ValueError):
 def _registry() -> dict[str, tuple[type, type]]:
     from networks.lres_discriminator import LowResDiscriminator, LowResDiscriminatorConfig
     from networks.lres_generator import LowResGenerator, LowResGeneratorConfig
+    from networks.sres_discriminator import SuperResDiscriminator, SuperResDiscriminatorConfig
+    from networks.sres_generator import SuperResGenerator, SuperResGeneratorConfig
 
     return {
         LowResGenerator.kind: (LowResGenerator, LowResGeneratorConfig),
         LowResDiscriminator.kind: (LowResDiscriminator, LowResDiscriminatorConfig),
+        SuperResGenerator.kind: (SuperResGenerator, SuperResGeneratorConfig),
+        SuperResDiscriminator.kind: (SuperResDiscriminator, SuperResDiscriminatorConfig),
     }
 
 

@@ -18,6 +18,7 @@ functions translate those names to this project's modules.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import re
@@ -200,6 +201,27 @@ LRES_DISCRIMINATOR_MAP: NameMap = [
 ]
 
 
+SRES_GENERATOR_MAP: NameMap = [
+    (r"SG3\.mapping\.fc(\d+)\.(weight|bias)", r"mapping.layers.\1.\2"),
+    (r"SG3\.mapping\.w_avg", "w_avg"),
+    (r"SG3\.synthesis\.L(\d+)_\d+_\d+_\d+\.magnitude_ema", r"layers.\1.ema.value"),
+    (
+        r"SG3\.synthesis\.L(\d+)_\d+_\d+_\d+\.(weight|bias|affine\.weight|affine\.bias)",
+        r"layers.\1.\2",
+    ),
+    (r"SG3\.synthesis\.L\d+_\d+_\d+_\d+\.(up|down)_filter", None),
+    (r"SG3\.resamples\.\d+\.filter", None),
+]
+
+
+SRES_DISCRIMINATOR_MAP: NameMap = [
+    (r"b(\d+)\.fromrgb\.(weight|bias)", r"blocks.b\1.from_rgb.\2"),
+    (r"b(\d+)\.(conv0|conv1|skip)\.(weight|bias)", r"blocks.b\1.\2.\3"),
+    (r"b4\.(conv|fc|out)\.(weight|bias)", r"epilogue.\1.\2"),
+    (r"(b\d+\.)?(\w+\.)?resample_filter|upsample\.filter", None),
+]
+
+
 # ------------------------------------------------------------------------------------------------
 # Whole networks: recognise the kind, rebuild our config from the tensor shapes, load weights.
 
@@ -283,9 +305,127 @@ def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     return LowResDiscriminator(cfg), LRES_DISCRIMINATOR_MAP
 
 
+_SG3_LAYER = re.compile(r"SG3\.synthesis\.L(\d+)_(\d+)_(\d+)_(\d+)\.weight")
+
+
+def _check_filter(name: str, state: dict, ours) -> None:
+    """Compare a derived filter buffer of the checkpoint (if it has it) with ours."""
+    if name not in state:
+        return
+    theirs = state[name]
+    if ours is None:
+        raise OfficialCheckpointError(f"{name}: the checkpoint filters where we do not")
+    ours = torch.as_tensor(ours, dtype=torch.float32)
+    if theirs.shape != ours.shape or (theirs.float() - ours).abs().max() > 1e-6:
+        raise OfficialCheckpointError(
+            f"{name} differs from the filter this configuration designs; unsupported variant"
+        )
+
+
+def _sres_generator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
+    """Original `generator_sres.VideoGenerator` (the StyleGAN3 generator under `SG3.`). The
+    layer names hold the sizes and channels; the LR size comes from the object's fields."""
+    from networks.sres_generator import SuperResGenerator, SuperResGeneratorConfig
+
+    layers = sorted(
+        (tuple(int(g) for g in m.groups()) for k in state if (m := _SG3_LAYER.fullmatch(k))),
+    )
+    if not layers or [i for i, *_ in layers] != list(range(len(layers))):
+        raise OfficialCheckpointError("the SG3 synthesis layers are not numbered L0 ... LN")
+    _, hr_w, hr_h, _ = layers[-1]
+    if (height, width) != (None, None) and (height, width) != (hr_h, hr_w):
+        raise OfficialCheckpointError(
+            f"this super-resolution generator outputs {hr_h}x{hr_w}, not {height}x{width}"
+        )
+    fc0 = state["SG3.mapping.fc0.weight"]
+    cond = state[f"SG3.synthesis.L0_{layers[0][1]}_{layers[0][2]}_{layers[0][3]}.affine.weight"]
+    channels = [c for *_, c in layers[:-1]]
+    base = dict(
+        hr_height=hr_h,
+        hr_width=hr_w,
+        lr_height=_state_int(obj, "lr_height") or hr_h // 4,
+        lr_width=_state_int(obj, "lr_width") or hr_w // 4,
+        temporal_context=(cond.shape[0] // 3 - 1) // 2,
+        z_dim=fc0.shape[1],
+        w_dim=fc0.shape[0],
+        mapping_layers=_count(state, r"SG3\.mapping\.fc(\d+)\."),
+        num_layers=len(layers) - 1,
+        channel_max=max(channels),
+    )
+    probe = SuperResGeneratorConfig(**base, margin=0)
+    margin = (layers[0][1] - probe.layers[0].out_size[0]) // 2
+    cfg = None
+    estimates = [
+        round(2 * c * spec.out_cutoff)
+        for c, spec in zip(channels, probe.layers)
+        if c < max(channels)
+    ]
+    for channel_base in [2**k for k in range(4, 21)] + estimates:
+        candidate = SuperResGeneratorConfig(**base, margin=margin, channel_base=channel_base)
+        names = [spec.name for spec in candidate.layers]
+        if names == [f"L{i}_{w}_{h}_{c}" for i, w, h, c in layers]:
+            cfg = candidate
+            break
+    if cfg is None:
+        raise OfficialCheckpointError(
+            "the checkpoint's layer sizes and channels do not follow the StyleGAN3 schedule of "
+            "this project (spec §4.2); unsupported variant"
+        )
+    net = SuperResGenerator(cfg)
+    for layer in net.layers:
+        prefix = f"SG3.synthesis.{layer.spec.name}."
+        for which, ours in (("up", layer.up_filter), ("down", layer.down_filter)):
+            name = f"{prefix}{which}_filter"
+            _check_filter(name, state, ours)
+    from torch_utils.resample import kaiser_filter
+
+    for i, spec in enumerate(cfg.layers):
+        name = f"SG3.resamples.{i}.filter"
+        mode, factor = spec.cond_resample
+        _check_filter(name, state, None if mode == "none" else kaiser_filter(factor))
+    return net, SRES_GENERATOR_MAP
+
+
+def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
+    """Original `discriminator_sres.VideoDiscriminator` (StyleGAN2 ResNet D on stacked frames)."""
+    from networks.sres_discriminator import SuperResDiscriminator, SuperResDiscriminatorConfig
+
+    resolutions = sorted({int(k.split(".")[0][1:]) for k in state if re.match(r"b\d+\.", k)})
+    res = max(resolutions)
+    rgb = state[f"b{res}.fromrgb.weight"]
+    channels = {r: state[f"b{r}.conv0.weight"].shape[0] for r in resolutions if r > 4}
+    channel_max = max(channels.values())
+    first = channels[res]
+    hr_h = _state_int(obj, "hr_height") or height or round(res * 9 / 16)
+    hr_w = _state_int(obj, "hr_width") or width or res
+    cfg = SuperResDiscriminatorConfig(
+        hr_height=hr_h,
+        hr_width=hr_w,
+        lr_height=_state_int(obj, "lr_height") or hr_h // 4,
+        lr_width=_state_int(obj, "lr_width") or hr_w // 4,
+        seq_length=rgb.shape[1] // 6,
+        channel_base=first * res if first < channel_max else channel_max * res,
+        channel_max=channel_max,
+    )
+    fp16 = _state_int(obj, "num_fp16_res")
+    if fp16 is not None:
+        cfg = dataclasses.replace(cfg, num_fp16_res=fp16)
+    if cfg.resolution != res or any(cfg.channels(r) != c for r, c in channels.items()):
+        raise OfficialCheckpointError(
+            "the checkpoint's block resolutions or channels do not fit a StyleGAN2 ResNet "
+            f"discriminator for {hr_h}x{hr_w}; unsupported variant"
+        )
+    from torch_utils.resample import linear_filter
+
+    _check_filter("upsample.filter", state, linear_filter(cfg.scale))
+    return SuperResDiscriminator(cfg), SRES_DISCRIMINATOR_MAP
+
+
 _KINDS = [
     ("temporal_emb.blur_filters", _lres_generator),
     ("epilogue.linear_0.weight", _lres_discriminator),
+    ("SG3.mapping.fc0.weight", _sres_generator),
+    ("b4.fc.weight", _sres_discriminator),
 ]
 
 

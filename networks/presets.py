@@ -1,8 +1,10 @@
 """Named network configurations. The command line picks a preset and only overrides fields.
 
-* `paper`: the published configuration (spec §2, §3): 83.2M-parameter generator.
+* `paper`: the published configuration (spec §2-§5): 83.2M-parameter low-res generator,
+  27.2M-parameter super-resolution generator (36x64 -> 144x256).
 * `small`: a quarter of the width, for a single consumer GPU or patient CPU training.
-* `tiny`: a few hundred thousand parameters for CPU smoke tests and the test suite.
+* `tiny`: a few hundred thousand parameters for CPU smoke tests and the test suite (the
+  super-resolution stage at 18x32 -> 72x128).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from dataclasses import dataclass
 from networks.lres_discriminator import LowResDiscriminatorConfig
 from networks.lres_generator import LowResGeneratorConfig
 from networks.noise import NoiseBankConfig
+from networks.sres_discriminator import SuperResDiscriminatorConfig
+from networks.sres_generator import SuperResGeneratorConfig
 
 
 @dataclass(frozen=True)
 class Preset:
     lres_generator: LowResGeneratorConfig
     lres_discriminator: LowResDiscriminatorConfig
+    sres_generator: SuperResGeneratorConfig = SuperResGeneratorConfig()
+    sres_discriminator: SuperResDiscriminatorConfig = SuperResDiscriminatorConfig()
 
 
 PRESETS: dict[str, Preset] = {
@@ -30,6 +36,8 @@ PRESETS: dict[str, Preset] = {
             noise=NoiseBankConfig(num_filters=32),
         ),
         LowResDiscriminatorConfig(channels=(16, 32, 64, 128, 128), head_channels=256),
+        SuperResGeneratorConfig(channel_base=8192, channel_max=128),
+        SuperResDiscriminatorConfig(channel_base=4096, channel_max=128),
     ),
     "tiny": Preset(
         LowResGeneratorConfig(
@@ -39,6 +47,19 @@ PRESETS: dict[str, Preset] = {
             noise=NoiseBankConfig(num_filters=8),
         ),
         LowResDiscriminatorConfig(seq_length=32, channels=(8, 16, 16, 32, 32), head_channels=64),
+        SuperResGeneratorConfig(
+            hr_height=72,
+            hr_width=128,
+            lr_height=18,
+            lr_width=32,
+            z_dim=32,
+            w_dim=32,
+            channel_base=1024,
+            channel_max=32,
+        ),
+        SuperResDiscriminatorConfig(
+            hr_height=72, hr_width=128, lr_height=18, lr_width=32, channel_base=512, channel_max=32
+        ),
     ),
 }
 
