@@ -320,15 +320,21 @@ class LowResGenerator(nn.Module):
     def latents(
         self, noise: torch.Tensor, num_frames: int
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Noise -> (embedding `[n, c, L_emb]`, per-layer latent sequences `[n, t, latent]`).
-
-        The sequences are: one per spacetime block (at its input rate and length), one for the
-        temporal input (= the first block's), and one per spatial block and ToRGB (§2.4)."""
+        """Noise -> (embedding `[n, c, L_emb]`, per-layer latent sequences `[n, t, latent]`)."""
         cfg = self.cfg
         assert_shape(noise, "n c l", c=cfg.noise.noise_channels, l=cfg.noise_length(num_frames))
         emb = self.noise_bank(noise)
-        w = self.mapping(emb.transpose(1, 2))  # [n, L_emb, latent] at full frame rate
+        return emb, self.latents_from_embedding(emb, num_frames)
+
+    def latents_from_embedding(self, emb: torch.Tensor, num_frames: int) -> list[torch.Tensor]:
+        """Embedding `[n, c, L_in*32]` -> the per-layer latent sequences (spec §2.3-2.4): one per
+        spacetime block (at its input rate and length; the first also drives the temporal
+        input), then one per spatial block and ToRGB. Taking the embedding lets callers blend
+        embeddings (seamless loops, transitions between seeds)."""
+        cfg = self.cfg
         lengths = cfg.sequence_lengths(num_frames)
+        assert_shape(emb, "n c l", c=cfg.noise.channels, l=lengths[0] * cfg.time_factor)
+        w = self.mapping(emb.transpose(1, 2))  # [n, L_emb, latent] at full frame rate
         kaiser = kaiser_filter(2)
         per_block = [None] * cfg.num_temporal_blocks
         level = w
@@ -340,7 +346,7 @@ class LowResGenerator(nn.Module):
             per_block[i] = centre_crop(level, 1, lengths[i])
         frame_rate = centre_crop(w, 1, num_frames)
         num_spatial = len(cfg.channels) - cfg.num_temporal_blocks
-        return emb, per_block + [frame_rate] * (num_spatial + 1)
+        return per_block + [frame_rate] * (num_spatial + 1)
 
     # -- synthesis -----------------------------------------------------------------------------
 

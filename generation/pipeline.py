@@ -1,0 +1,350 @@
+"""Streaming video generation: noise stream -> low-res chunks -> super-resolution segments ->
+frames (spec §2.10, §4.4, §8.4).
+
+The original computes the whole low-res video in one call (memory grows with the length) and
+only segments the super-resolution. Here both stages stream:
+
+* The low-res generator runs on 32-aligned chunks of `batch_frames` frames. A chunk starting at
+  frame c with T frames reads the embedding at positions c - 256 .. c + T + 255 (see
+  `generation.timeline`), and its output frames are exactly frames c .. c + T - 1 of the
+  infinite video, whatever the chunk size (exact 32-frame shift equivariance, §2.10).
+* The super-resolution network is frame-wise with a 4-frame low-res context on each side
+  (§4.1): low-res frames are buffered, and every `sres_batch` frames go through it once.
+
+Peak memory therefore depends on `batch_frames` and `sres_batch`, not on the video's length,
+and any range of frames (frame 10,000,000, or negative ones) can be produced directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
+from networks.checkpoint import CheckpointError
+from networks.lres_generator import LowResGenerator
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+DEFAULT_BATCH_FRAMES = 128
+DEFAULT_SRES_BATCH = 8
+
+
+# ------------------------------------------------------------------------------------------------
+# Networks
+
+
+def load_network(path: str | Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
+    """A generator from one of our `.safetensors` checkpoints or an original `.pkl` (read with
+    the safe importer of `networks.official`; a training pickle gives its G_ema). Raises
+    FileNotFoundError, or CheckpointError / OfficialCheckpointError (ValueErrors) with a
+    one-line reason, e.g. for a checkpoint of another kind."""
+    import networks
+    from networks.official import find_networks, import_network, load_official
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        nets = find_networks(load_official(path))
+        if not nets:
+            raise CheckpointError(f"{path} contains no network")
+        name = "" if "" in nets else "G_ema" if "G_ema" in nets else next(iter(nets))
+        net = import_network(nets[name])
+        if getattr(net, "kind", None) != kind:
+            raise CheckpointError(f"{path} holds a {net.kind}, but a {kind} is needed here")
+    else:
+        net = networks.load(path, kind=kind)
+    return net.eval().requires_grad_(False).to(device)
+
+
+@dataclass(frozen=True)
+class SresSizes:
+    """What the pipeline needs to know of a super-resolution network (spec §4)."""
+
+    lr_size: tuple[int, int]
+    hr_size: tuple[int, int]
+    context: int  # low-res frames needed on each side of an output frame
+    z_dim: int
+
+
+def sres_sizes(sres: nn.Module) -> SresSizes:
+    cfg = sres.cfg
+    return SresSizes(
+        (cfg.lr_height, cfg.lr_width),
+        (cfg.hr_height, cfg.hr_width),
+        getattr(cfg, "temporal_context", 4),
+        getattr(cfg, "z_dim", 512),
+    )
+
+
+def check_compatible(lres: LowResGenerator, sres: nn.Module | None) -> None:
+    """ValueError unless `sres` takes the frames `lres` makes."""
+    if sres is None:
+        return
+    made = (lres.cfg.height, lres.cfg.width)
+    wanted = sres_sizes(sres).lr_size
+    if made != wanted:
+        raise ValueError(
+            f"the super-resolution network expects {wanted[0]}x{wanted[1]} low-res frames, but the "
+            f"low-res generator makes {made[0]}x{made[1]}; use a matching pair of checkpoints"
+        )
+
+
+def _device(net: nn.Module) -> torch.device:
+    for t in list(net.parameters()) + list(net.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision in ("auto", "float32"):  # the low-res generator runs in float32 (spec §2)
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, precision))
+
+
+# ------------------------------------------------------------------------------------------------
+# Streaming stages
+
+
+@dataclass
+class Segment:
+    """Consecutive frames `start .. start + k - 1` of n videos, float32 on the CPU, about [-1, 1].
+
+    `video` `[n, 3, k, H, W]` is the final output (super-resolved if there is an SR network);
+    `lres` `[n, 3, k, h, w]` holds the low-res frames aligned with it (the same as `video`
+    without SR)."""
+
+    start: int
+    video: torch.Tensor
+    lres: torch.Tensor
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.video.shape[2]
+
+
+def lres_segments(
+    lres: LowResGenerator,
+    timelines: Sequence[Timeline],
+    start: int,
+    stop: int,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    precision: str = "auto",
+) -> Iterator[Segment]:
+    """Low-res frames `start .. stop - 1` of each timeline, in 32-aligned chunks of
+    `batch_frames` (rounded up to a multiple of 32) frames."""
+    cfg = lres.cfg
+    tf = cfg.time_factor
+    lead = cfg.temporal_padding * tf  # embedding positions before / after a chunk's frames
+    chunk = max(tf, -(-batch_frames // tf) * tf)
+    device = _device(lres)
+    embeddings = [TimelineEmbedding(t, lres.noise_bank, lead) for t in timelines]
+    c = (start // tf) * tf
+    while c < stop:
+        frames = min(chunk, -(-(stop - c) // tf) * tf)
+        emb = torch.stack([e(c - lead, frames + 2 * lead) for e in embeddings])
+        with torch.no_grad(), _autocast(device, precision):
+            ws = lres.latents_from_embedding(emb, frames)
+            video = lres.synthesis(ws, frames)
+        a, b = max(start, c), min(stop, c + frames)
+        out = video[:, :, a - c : b - c].float().cpu()
+        yield Segment(a, out, out)
+        c += frames
+
+
+def _sres_call(
+    sres: nn.Module,
+    clip: torch.Tensor,
+    z: torch.Tensor,
+    precision: str,
+) -> torch.Tensor:
+    """clip `[n, 3, k + 2 ctx, h, w]`, per-frame latents z `[n, k, z_dim]` -> `[n, 3, k, H, W]`."""
+    device = _device(sres)
+    kwargs = {}
+    if "precision" in inspect.signature(sres.forward).parameters:
+        kwargs["precision"] = precision
+    n, k = z.shape[:2]
+    with torch.no_grad():
+        if torch.equal(z, z[:, :1].expand_as(z)):  # one latent per video: one plain call
+            out = sres(clip.to(device), z=z[:, 0].to(device), **kwargs)
+            return out.float().cpu()
+        # Latents change from frame to frame (a transition): one 2 ctx + 1 window per frame.
+        win = clip.shape[2] - k + 1
+        windows = clip.unfold(2, win, 1).permute(0, 2, 1, 5, 3, 4)  # [n, k, 3, win, h, w]
+        windows = windows.reshape(n * k, *windows.shape[2:])
+        out = sres(windows.to(device), z=z.reshape(n * k, -1).to(device), **kwargs)
+        return out.float().cpu().reshape(n, k, *out.shape[1:]).squeeze(3).transpose(1, 2)
+
+
+def sres_segments(
+    sres: nn.Module,
+    lr: Iterator[Segment],
+    timelines: Sequence[Timeline],
+    start: int,
+    stop: int,
+    sres_batch: int = DEFAULT_SRES_BATCH,
+    precision: str = "auto",
+) -> Iterator[Segment]:
+    """Super-resolve frames `start .. stop - 1` from low-res segments covering
+    `start - ctx .. stop + ctx - 1`, `sres_batch` frames per network call (spec §4.1, §4.4)."""
+    sizes = sres_sizes(sres)
+    ctx = sizes.context
+    buf: torch.Tensor | None = None
+    nxt = start  # next output frame; buf holds low-res frames nxt - ctx ...
+    for seg in lr:
+        if buf is None and seg.start != start - ctx:
+            raise ValueError(f"low-res frames must start at {start - ctx}, got {seg.start}")
+        buf = seg.video if buf is None else torch.cat([buf, seg.video], dim=2)
+        last = seg.stop >= stop + ctx
+        while nxt < stop:
+            ready = buf.shape[2] - 2 * ctx
+            k = min(sres_batch, ready, stop - nxt)
+            if k < 1 or (k < sres_batch and k < stop - nxt and not last):
+                break
+            frames = torch.arange(nxt, nxt + k)
+            z = torch.stack([t.sres_latents(frames, sizes.z_dim) for t in timelines])
+            out = _sres_call(sres, buf[:, :, : k + 2 * ctx], z, precision)
+            yield Segment(nxt, out, buf[:, :, ctx : ctx + k])
+            buf, nxt = buf[:, :, k:], nxt + k
+
+
+def generate_segments(
+    lres: LowResGenerator,
+    sres: nn.Module | None,
+    timelines: Sequence[Timeline],
+    start: int,
+    stop: int,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    sres_batch: int = DEFAULT_SRES_BATCH,
+    precision: str = "auto",
+) -> Iterator[Segment]:
+    """Frames `start .. stop - 1` of every timeline, streamed (the low-level API)."""
+    if sres is None:
+        yield from lres_segments(lres, timelines, start, stop, batch_frames, precision)
+        return
+    ctx = sres_sizes(sres).context
+    lr = lres_segments(lres, timelines, start - ctx, stop + ctx, batch_frames, precision)
+    yield from sres_segments(sres, lr, timelines, start, stop, sres_batch, precision)
+
+
+# ------------------------------------------------------------------------------------------------
+# Frames
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """`[..., 3, H, W]` in [-1, 1] -> `[..., H, W, 3]` uint8 as the original writes videos
+    (spec §8.3): clamp(x * 127.5 + 128, 0, 255), truncated."""
+    x = (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return x.movedim(-3, -1).numpy()
+
+
+def display_factor(height: int, width: int, multiple: int = 16) -> int:
+    """The smallest integer upscale after which both edges are multiples of `multiple`
+    (spec §8.3: 36x64 -> x4 = 144x256)."""
+    a, b = multiple // math.gcd(height, multiple), multiple // math.gcd(width, multiple)
+    return a * b // math.gcd(a, b)
+
+
+def nearest_upscale(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscale of `[..., H, W, C]` images by an integer factor."""
+    if factor == 1:
+        return frames
+    return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    """(rows, columns): rows = the largest divisor of n that is <= sqrt(n) (spec §8.3)."""
+    rows = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+    return rows, n // rows
+
+
+def make_grid(frames: np.ndarray) -> np.ndarray:
+    """`[n, H, W, C]` -> one `[rows * H, cols * W, C]` image, videos in row-major order."""
+    n, h, w, c = frames.shape
+    rows, cols = grid_shape(n)
+    return frames.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, -1, c)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Frame `index` of n videos: uint8 `[n, H, W, 3]` or float32 `[n, 3, H, W]` (about
+    [-1, 1]); `lres` is the aligned low-res frame when an SR network is used and asked for."""
+
+    index: int
+    video: np.ndarray | torch.Tensor
+    lres: np.ndarray | torch.Tensor | None = None
+
+
+def make_timelines(
+    seeds: int | Sequence[int],
+    loop: int | Loop | None = None,
+    transition: Transition | None = None,
+    time_factor: int = 32,
+) -> list[Timeline]:
+    """One validated `Timeline` per seed (ValueError with a one-line reason otherwise)."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    if not seeds:
+        raise ValueError("no seed given")
+    loop = Loop(loop) if isinstance(loop, int) else loop
+    timelines = [Timeline(s, loop, transition) for s in seeds]
+    for t in timelines:
+        t.validate(time_factor)
+    return timelines
+
+
+def generate_video(
+    lres: LowResGenerator,
+    sres: nn.Module | None = None,
+    seed: int | Sequence[int] = 0,
+    num_frames: int = 301,
+    *,
+    start_frame: int = 0,
+    loop: int | Loop | None = None,
+    transition: Transition | None = None,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    sres_batch: int = DEFAULT_SRES_BATCH,
+    precision: str = "auto",
+    output: Literal["uint8", "float"] = "uint8",
+    keep_lres: bool = False,
+) -> Iterator[Frame]:
+    """Frames `start_frame .. start_frame + num_frames - 1` of the video of each seed (n seeds
+    give n videos side by side in every `Frame`), computed lazily with bounded memory.
+
+        G = load_network("lres.safetensors", "lres_generator")
+        for frame in generate_video(G, seed=7, num_frames=300):
+            frame.video[0]  # [36, 64, 3] uint8
+
+    Frame f of a seed is the same whatever the start, length or chunk sizes (float rounding
+    aside; see `generation.timeline`). `loop=P` makes frame t equal frame t + P;
+    `transition=Transition(seed2, at, over)` crosses over to seed2's world. The networks run
+    where they are (move them to the device first). `precision`: "auto" (float32 for the low-res
+    generator; the SR network's own default, the original's float16 layers on CUDA), or
+    "float32", "bfloat16", "float16" (autocast for the low-res generator; passed on to the SR
+    network's `precision` argument)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if output not in ("uint8", "float"):
+        raise ValueError(f"output must be 'uint8' or 'float', got {output!r}")
+    if num_frames < 1 or batch_frames < 1 or sres_batch < 1:
+        raise ValueError("num_frames, batch_frames and sres_batch must be positive")
+    check_compatible(lres, sres)
+    timelines = make_timelines(seed, loop, transition, lres.cfg.time_factor)
+    stop = start_frame + num_frames
+    segments = generate_segments(
+        lres, sres, timelines, start_frame, stop, batch_frames, sres_batch, precision
+    )
+    convert = to_uint8 if output == "uint8" else (lambda x: x)
+    for seg in segments:
+        video = convert(seg.video.transpose(1, 2))  # uint8 [n, k, H, W, 3] or [n, k, 3, H, W]
+        low = convert(seg.lres.transpose(1, 2)) if keep_lres and sres is not None else None
+        for i in range(video.shape[1]):
+            yield Frame(seg.start + i, video[:, i], None if low is None else low[:, i])
