@@ -322,3 +322,72 @@ def test_torchrun_two_processes_on_cpu(synth, tmp_path):
     state = load_state(list_states(out)[-1])
     assert len(state["rng"]) == 2 and state["step"] == 2
     assert (out / "snapshots" / "lres-00000002.safetensors").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Super-resolution stage
+
+
+@pytest.fixture(scope="module")
+def synth_pairs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    args = [
+        "synthetic",
+        str(root),
+        "--videos",
+        "3",
+        "--frames",
+        "24",
+        "--res",
+        "18x32",
+        "--res",
+        "72x128",
+    ]
+    result = CliRunner().invoke(dataset_main, args)
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_sres_steps_artefacts_and_exact_resume(synth_pairs, tmp_path):
+    options = dict(
+        data=str(synth_pairs),
+        batch=2,
+        steps_per_tick=1,
+        snapshot_ticks=1,
+        state_ticks=1,
+        sample_ticks=3,
+        r1_interval=2,
+        sample_frames=4,
+        ada_interval=1,
+    )
+    train(
+        resolve("sres", "tiny", outdir=str(tmp_path / "one"), total_steps=3, **options),
+        echo=lambda s: None,
+    )
+    train(
+        resolve("sres", "tiny", outdir=str(tmp_path / "two"), total_steps=2, **options),
+        echo=lambda s: None,
+    )
+    train(
+        resolve("sres", "tiny", outdir=str(tmp_path / "two"), total_steps=3, **options),
+        echo=lambda s: None,
+    )
+    one, two = (
+        load_state(list_states(tmp_path / "one")[-1]),
+        load_state(list_states(tmp_path / "two")[-1]),
+    )
+    for name in ("G", "D", "G_ema"):
+        a, b = one["modules"][name], two["modules"][name]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert one["extra"]["ada"]["p"] == two["extra"]["ada"]["p"] > 0  # ADA moved p, and resumed it
+    first = load_state(list_states(tmp_path / "one")[0])["modules"]["G"]
+    assert any(not torch.equal(v, first[k]) for k, v in one["modules"]["G"].items())
+    S = networks.load(
+        tmp_path / "one" / "snapshots" / "sres-00000003.safetensors", kind="sres_generator"
+    )
+    assert S.cfg.hr_height == 72
+    assert (tmp_path / "one" / "samples" / "fake-00000003.mp4").exists()
+    stats = [
+        json.loads(line) for line in (tmp_path / "one" / "stats.jsonl").read_text().splitlines()
+    ]
+    assert "progress/augment_p" in stats[-1] and "loss/r1_penalty" in stats[0]

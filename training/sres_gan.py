@@ -1,0 +1,175 @@
+"""One training step of the super-resolution stage (spec §6.3-6.5).
+
+The generator learns from REAL low-resolution clips (T + 8 frames: T output frames and 4
+context frames on each side), in-augmented to imitate the low-resolution generator's
+imperfections. The discriminator sees the x4-upsampled low-resolution clip next to the
+high-resolution one, both augmented jointly by ADA, with the low-resolution half kept only
+10 % of the time; R1 is taken with respect to the high-resolution input only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
+from training.gan import GAN
+
+
+class SuperResGAN(GAN):
+    def __init__(self, cfg, G, D, device, gen, dataset):
+        super().__init__(cfg, G, D, device, gen)
+        self.dataset = dataset  # for the fixed real clips of the sample videos
+        self.context = (G.cfg.window - 1) // 2
+        self.in_augment = AugmentPipe(IN_AUGMENT, p=0.5)
+        self.ada = AdaController(
+            AugmentPipe(BGC, p=0.0), cfg.ada_target, cfg.ada_interval, cfg.ada_speed, cfg.ada_max_p
+        )
+
+    @property
+    def precision(self) -> str:
+        return self.cfg.precision
+
+    def centre(self, lr: torch.Tensor) -> torch.Tensor:
+        """The T low-resolution frames aligned with the T output frames."""
+        return lr[:, :, self.context : lr.shape[2] - self.context]
+
+    def generate(self, lr_aug: torch.Tensor, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
+        z = torch.randn(lr_aug.shape[0], self.G.cfg.z_dim, generator=self.gen).to(self.device)
+        return self.G(lr_aug, z=z, magnitude_ema_beta=magnitude_ema_beta, precision=self.precision)
+
+    def run_D(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """D on (upsampled LR, HR) after joint ADA and LR-conditioning dropout (spec §6.4)."""
+        lr_up = self.D.upsample_lr(lr.float())
+        both = self.ada.pipe(torch.cat([lr_up, hr.float()], dim=2), self.gen)
+        lr_up, hr = both.split([lr_up.shape[2], hr.shape[2]], dim=2)
+        keep = (torch.rand(lr.shape[0], generator=self.gen) < self.cfg.lr_cond_prob).to(lr_up)
+        return self.D(lr_up * keep.view(-1, 1, 1, 1, 1), hr, precision=self.precision).float()
+
+    def update_G(self, lr: torch.Tensor) -> dict[str, float]:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        losses = []
+        for lr_i in lr.split(self.chunk):
+            lr_aug = self.in_augment(lr_i, self.gen)
+            logits = self.run_D(self.centre(lr_aug), self.generate(lr_aug))
+            loss = F.softplus(-logits).mean()
+            loss.backward()
+            losses.append(loss.detach())
+        bad = self.optimizer_step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
+        return {"loss/G": torch.stack(losses).mean().item(), "grad/G_nonfinite": bad}
+
+    def update_D(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        stats = []
+        for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
+            # The same LR clip, in-augmented independently for the fake and the real path.
+            lr_fake = self.in_augment(lr_i, self.gen)
+            with torch.no_grad():
+                fake = self.generate(lr_fake, self.cfg.magnitude_ema_beta)
+            fake_logits = self.run_D(self.centre(lr_fake), fake)
+            F.softplus(fake_logits).mean().backward()
+            lr_real = self.in_augment(lr_i, self.gen)
+            real_logits = self.run_D(self.centre(lr_real), self.centre(hr_i))
+            F.softplus(-real_logits).mean().backward()
+            self.ada.accumulate(real_logits)
+            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            stats.append(torch.stack([fake_logits.mean(), real_logits.mean(), loss]).detach())
+        bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
+        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
+        return {
+            "loss/D": loss,
+            "score/fake": fake_score,
+            "score/real": real_score,
+            "grad/D_nonfinite": bad,
+        }
+
+    def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+        """R1 with respect to the high-resolution clip only, before ADA (spec §6.3)."""
+        self.D.requires_grad_(True)
+        penalties = []
+        for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
+            lr_aug = self.centre(self.in_augment(lr_i, self.gen))
+            hr_i = self.centre(hr_i).detach().requires_grad_(True)
+            logits = self.run_D(lr_aug, hr_i)
+            (grad,) = torch.autograd.grad(logits.sum(), hr_i, create_graph=True)
+            penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
+            (penalty * (self.cfg.gamma / 2)).mean().backward()
+            penalties.append(penalty.mean().detach())
+        bad = self.optimizer_step(
+            self.opt_D, self.D.parameters(), self.cfg.r1_interval / self.cfg.grad_accum
+        )
+        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
+
+    def train_step(self, step: int, data) -> dict[str, float]:
+        lr, _ = next(data)
+        stats = self.update_G(lr)
+        stats.update(self.update_D(*next(data)))
+        if step % self.cfg.r1_interval == 0:
+            stats.update(self.update_r1(*next(data)))
+        signs = self.ada.update(step + 1)
+        if signs is not None:
+            stats["progress/ada_sign"] = signs
+        stats["progress/G_ema_beta"] = self.update_ema(step)
+        return stats
+
+    def progress(self) -> dict[str, float]:
+        return {**super().progress(), "progress/augment_p": self.ada.pipe.p}
+
+    def extra_state(self) -> dict:
+        return {"ada": self.ada.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        if "ada" in state:
+            self.ada.load_state_dict(state["ada"])
+
+    def sample_inputs(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed real LR clip (sample_frames + context) and fixed latents."""
+        frames = self.cfg.sample_frames + 2 * self.context
+        clips = []
+        for i in range(min(self.cfg.sample_videos, len(self.dataset))):
+            length = min(frames, self.dataset.num_frames[i])
+            clips.append(self.dataset.read_frames(i, 0, length)[0][:, :length])
+        length = min(c.shape[1] for c in clips)
+        lr = torch.stack([c[:, :length] for c in clips])
+        return lr, torch.randn(lr.shape[0], self.G.cfg.z_dim, generator=gen)
+
+    @torch.no_grad()
+    def sample(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        lr, z = inputs
+        segments = self.G_ema.segments(
+            lr, z=z.to(self.device), segment_length=8, precision=self.precision
+        )
+        return torch.cat([s.cpu() for s in segments], dim=2)
+
+
+def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
+    from datasets.shards import VideoDatasetTwoRes
+    from networks.sres_discriminator import SuperResDiscriminator
+    from networks.sres_generator import SuperResGenerator
+    from torch_utils import distributed
+
+    g_cfg = preset.sres_generator
+    d_cfg = dataclasses.replace(
+        preset.sres_discriminator,
+        seq_length=cfg.seq_length,
+        lr_height=g_cfg.lr_height,
+        lr_width=g_cfg.lr_width,
+        hr_height=g_cfg.hr_height,
+        hr_width=g_cfg.hr_width,
+    )
+    G, D = SuperResGenerator(g_cfg).to(device), SuperResDiscriminator(d_cfg).to(device)
+    for net in (G, D):
+        distributed.broadcast_module(net)
+    dataset = VideoDatasetTwoRes(
+        cfg.data,
+        (g_cfg.lr_height, g_cfg.lr_width),
+        (g_cfg.hr_height, g_cfg.hr_width),
+        cfg.seq_length + G.cfg.window - 1,
+        x_flip=cfg.x_flip,
+        seed=cfg.seed,
+    )
+    return SuperResGAN(cfg, G, D, device, gen, dataset), dataset
