@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(
-        include=["torch_utils*", "networks*", "datasets*", "training*", "metrics*"]
+        include=["torch_utils*", "networks*", "datasets*", "training*", "metrics*", "generation*"]
     ),
     install_requires=[
         "torch>=2.1",
@@ -36,7 +36,9 @@ setup(
         "console_scripts": [
             "lvg-dataset=datasets.cli:main",
             "lvg-convert=networks.cli:main",
+            "lvg-generate=generation.cli:main",
             "lvg-train=training.cli:main",
+            "lvg-metrics=metrics.cli:main",
         ],
     },
 )
