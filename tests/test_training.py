@@ -391,3 +391,20 @@ def test_sres_steps_artefacts_and_exact_resume(synth_pairs, tmp_path):
         json.loads(line) for line in (tmp_path / "one" / "stats.jsonl").read_text().splitlines()
     ]
     assert "progress/augment_p" in stats[-1] and "loss/r1_penalty" in stats[0]
+
+
+def test_metrics_during_training(synth, tmp_path):
+    """`lvg-train ... --metric` computes metrics of each snapshot into metric-<name>.jsonl."""
+    out = tmp_path / "metric-run"
+    with pytest.raises(ValueError, match="unknown metric"):
+        train(tiny_cfg(synth, out, total_steps=2, metrics=("fid_nonsense",)), echo=lambda s: None)
+    lines = []
+    train(
+        tiny_cfg(synth, out, total_steps=2, sample_ticks=100, metrics=("colorsim4_16f",)),
+        echo=lines.append,
+    )
+    records = [
+        json.loads(line) for line in (out / "metric-colorsim4_16f.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 1 and records[0]["details"]["step"] == 2
+    assert records[0]["results"] and any("metric colorsim4_16f" in line for line in lines)

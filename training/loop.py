@@ -183,6 +183,11 @@ def train(
         _check_config(outdir, cfg)
     distributed.barrier()
 
+    if cfg.metrics:
+        from metrics.registry import check_name
+
+        for name in cfg.metrics:
+            check_name(name)  # fail before training, not at the first snapshot
     seed_everything(cfg.seed * world + rank)  # per-rank seeds (spec §6.7)
     gen = torch.Generator().manual_seed(cfg.seed * world + rank)
     gan, dataset = build_stage(cfg, device, gen)
@@ -252,11 +257,9 @@ def train(
                 tick_start = time.time()
                 continue
             if rank == 0 and (tick % cfg.snapshot_ticks == 0 or done):
-                networks.save(
-                    gan.snapshot(),
-                    outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors",
-                    metadata={"step": str(step)},
-                )
+                snapshot = outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors"
+                networks.save(gan.snapshot(), snapshot, metadata={"step": str(step)})
+                _compute_metrics(cfg, snapshot, step, device, echo)
             if tick % cfg.sample_ticks == 0 or done:
                 _write_samples(gan, sample_noise, log, outdir, cfg, step, rank)
             if tick % cfg.state_ticks == 0 or done:
@@ -266,6 +269,26 @@ def train(
         log.close()
         distributed.barrier()
     return _latest_snapshot(outdir)
+
+
+def _compute_metrics(cfg: TrainConfig, snapshot: Path, step: int, device, echo) -> None:
+    """The `--metric`s of a snapshot, appended to `<outdir>/metric-<name>.jsonl` (spec §8.3).
+    A metric that cannot be computed (e.g. no I3D weights) is reported and training goes on."""
+    if not cfg.metrics:
+        return
+    from metrics.registry import MetricError, append_jsonl, compute, context_from_paths
+
+    nets = {"lres": snapshot} if cfg.stage == "lres" else {"sres": snapshot}
+    for name in cfg.metrics:
+        try:
+            result = compute(name, context_from_paths(cfg.data, device=device, **nets))
+        except (MetricError, FileNotFoundError, ValueError) as e:
+            echo(f"warning: metric {name} at step {step} failed: {e}")
+            continue
+        result.details["step"] = step
+        result.details["snapshot"] = str(snapshot)
+        append_jsonl(Path(cfg.outdir) / f"metric-{name}.jsonl", result)
+        echo(f"metric {name} at step {step}: {result.results}")
 
 
 def _save_training_state(
