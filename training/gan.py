@@ -4,6 +4,7 @@ averaging, accumulation scaling, sanitising), the G_ema update, autocast, and st
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 
 import torch
@@ -46,6 +47,24 @@ class GAN:
         opt.step()
         opt.zero_grad(set_to_none=True)
         return bad
+
+    def r1_step(
+        self, chunks: Iterable[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
+    ) -> dict[str, float]:
+        """Lazy R1 (spec §6.1.4): for each chunk `(x, logits_of)`, penalty = sum over a clip of
+        the squared gradient of D's logits w.r.t. `x`, weighted by gamma/2; then its own
+        optimizer step with gain r1_interval."""
+        self.D.requires_grad_(True)
+        penalties = []
+        for x, logits_of in chunks:
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(logits_of(x).sum(), x, create_graph=True)
+            penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
+            (penalty * (self.cfg.gamma / 2)).mean().backward()
+            penalties.append(penalty.mean().detach())
+        scale = self.cfg.r1_interval / self.cfg.grad_accum
+        bad = self.optimizer_step(self.opt_D, self.D.parameters(), scale)
+        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
 
     @torch.no_grad()
     def update_ema(self, step: int) -> float:

@@ -93,20 +93,8 @@ class LowResGAN(GAN):
         }
 
     def update_r1(self, real: torch.Tensor) -> dict[str, float]:
-        """Lazy R1 (spec §6.1.4): penalty = sum of squared input gradients per clip."""
-        self.D.requires_grad_(True)
-        penalties = []
-        for real_i in real.split(self.chunk):
-            real_i = real_i.detach().requires_grad_(True)
-            logits = self.run_D(real_i)
-            (grad,) = torch.autograd.grad(logits.sum(), real_i, create_graph=True)
-            penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
-            (penalty * (self.cfg.gamma / 2)).mean().backward()
-            penalties.append(penalty.mean().detach())
-        bad = self.optimizer_step(
-            self.opt_D, self.D.parameters(), self.cfg.r1_interval / self.cfg.grad_accum
-        )
-        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
+        """Lazy R1 on a fresh real batch, through the same augmentation (spec §6.1.4)."""
+        return self.r1_step((real_i, self.run_D) for real_i in real.split(self.chunk))
 
     def train_step(self, step: int, data) -> dict[str, float]:
         """One full iteration; `data` yields real batches (one for D, one more for R1)."""

@@ -89,20 +89,13 @@ class SuperResGAN(GAN):
 
     def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         """R1 with respect to the high-resolution clip only, before ADA (spec §6.3)."""
-        self.D.requires_grad_(True)
-        penalties = []
-        for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
-            lr_aug = self.centre(self.in_augment(lr_i, self.gen))
-            hr_i = self.centre(hr_i).detach().requires_grad_(True)
-            logits = self.run_D(lr_aug, hr_i)
-            (grad,) = torch.autograd.grad(logits.sum(), hr_i, create_graph=True)
-            penalty = grad.float().square().sum(dim=(1, 2, 3, 4))
-            (penalty * (self.cfg.gamma / 2)).mean().backward()
-            penalties.append(penalty.mean().detach())
-        bad = self.optimizer_step(
-            self.opt_D, self.D.parameters(), self.cfg.r1_interval / self.cfg.grad_accum
-        )
-        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
+
+        def chunks():
+            for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
+                lr_aug = self.centre(self.in_augment(lr_i, self.gen))
+                yield self.centre(hr_i), lambda x, lr_aug=lr_aug: self.run_D(lr_aug, x)
+
+        return self.r1_step(chunks())
 
     def train_step(self, step: int, data) -> dict[str, float]:
         lr, _ = next(data)
