@@ -145,3 +145,32 @@ def test_bad_arguments():
         filtered_lrelu(x, b=torch.zeros(3))
     with pytest.raises(ValueError, match="impl"):
         filtered_lrelu(x, impl="cuda")
+
+
+def test_worker_threads_give_the_same_result_and_keep_the_thread_setting(monkeypatch):
+    """The fused path shares its slices among single-threaded workers: same numbers as one
+    thread doing all slices, and the caller's (and new threads') intra-op setting unchanged."""
+    import threading
+
+    from torch_utils import filtered_lrelu as module
+
+    threads = torch.get_num_threads()
+    fu = scipy.signal.firwin(12, 0.25)
+    x = torch.randn(3, 40, 30, 30) * 30
+    b = torch.randn(40)
+    args = dict(up=2, down=2, padding=(9, 8, 9, 8), clamp=256, impl="fused")
+    monkeypatch.setattr(module, "CACHE_BYTES", 64 << 10)  # many slices
+    monkeypatch.setattr(module, "PARALLEL_SLICES", False)
+    serial = filtered_lrelu(x, fu, fu, b, **args)
+    monkeypatch.setattr(module, "PARALLEL_SLICES", True)
+    torch.set_num_threads(2)
+    try:
+        parallel = filtered_lrelu(x, fu, fu, b, **args)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert torch.get_num_threads() == 2 and seen == [2]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(parallel, serial)

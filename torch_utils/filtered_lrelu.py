@@ -17,15 +17,20 @@ Nothing zero-stuffed is ever materialised. Two implementations compute the same 
 * `impl="fused"` (the default without autograd): each 1-D resampling is its exact banded matrix
   applied block by block as a few large matrix products (`BandedOperator` along the leading
   axis, `RowOperator` along the last one), and the (frame, channel) planes are processed in
-  slices small enough that the upsampled slice stays in the CPU caches between the steps. It
-  writes into reused buffers, so it does not support autograd; "auto" picks "reference" when
-  gradients are needed. See `_FusedPlan`.
+  slices small enough that the upsampled slice stays in the CPU caches between the steps; on
+  CPU the slices are shared among single-threaded worker threads (one per intra-op thread),
+  which avoids a thread synchronisation per operation. It writes into reused buffers, so it
+  does not support autograd; "auto" picks "reference" when gradients are needed. See
+  `_FusedPlan`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Optional, Union
 
@@ -388,6 +393,17 @@ class _FusedPlan:
         self.down_h = BandedOperator(mhd, DOWN_BLOCK, DOWN_BLOCK * down)
         self._scaled: dict = {}
 
+    def matmul_flops(self, planes: int) -> int:
+        """Floating-point operations of the four matrix-product steps for `planes` planes (the
+        banded products multiply some zeros: this is what is executed, not the ideal count)."""
+        h, w = self.in_hw
+        up_w, down_w = self.up_w, self.down_w
+        macs = h * up_w.out_cols * up_w.width  # per plane
+        macs += self.up_h.macs_per_output * self.up_h.out_len * up_w.out_cols
+        macs += self.down_h.macs_per_output * self.down_h.out_len * up_w.out_cols
+        macs += self.ho * down_w.out_cols * down_w.width
+        return int(2 * macs * planes)
+
     def _down_w(self, gain: float) -> RowOperator:
         if gain == 1:
             return self.down_w
@@ -398,21 +414,41 @@ class _FusedPlan:
     def __call__(self, x, b, gain, slope, clamp, out=None):
         n, c, h, w = x.shape
         planes = n * c
-        up_w, up_h, down_h = self.up_w, self.up_h, self.down_h
-        down_w = self._down_w(gain)
-        hup, ho, wo = self.hup, self.ho, self.wo
-        wup = up_w.out_cols  # pitch of the upsampled rows
-        k = max(1, min(planes, CACHE_BYTES // max(1, hup * wup * x.element_size())))
-        lim = None if clamp is None or clamp < 0 else clamp / gain
-        dst = x.new_empty(n, c, ho, wo) if out is None else out
+        k = max(
+            1, min(planes, CACHE_BYTES // max(1, self.hup * self.up_w.out_cols * x.element_size()))
+        )
+        dst = x.new_empty(n, c, self.ho, self.wo) if out is None else out
         if x.is_contiguous() and dst.is_contiguous():  # slices of k planes may span frames
-            src, dst_planes = x.view(planes, h, w), dst.view(planes, ho, wo)
             slices = [(p, min(planes, p + k)) for p in range(0, planes, k)]
+            flat = True
         else:  # channels-last input, or the first channels of a bigger output buffer
             k = min(k, c)
-            src = dst_planes = None
             slices = [(i * c + p, i * c + min(c, p + k)) for i in range(n) for p in range(0, c, k)]
+            flat = False
         bias = None if b is None else b.to(x.dtype).repeat(n)
+        lim = None if clamp is None or clamp < 0 else clamp / gain
+        args = (x, dst, flat, bias, self._down_w(gain), slope, lim)
+        threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+        workers = min(threads, len(slices))
+        if workers > 1 and PARALLEL_SLICES:
+            # One single-threaded worker per core, each on its own slices: no per-operation
+            # thread synchronisation (which dominates on a busy machine), same results.
+            pool = _worker_pool(threads)
+            jobs = [pool.submit(self._run, slices[i::workers], *args) for i in range(workers)]
+            for job in jobs:
+                job.result()
+        else:
+            self._run(slices, *args)
+        return dst
+
+    def _run(self, slices, x, dst, flat, bias, down_w, slope, lim):
+        """Process the plane ranges `slices` of `x` into `dst` (see the class doc)."""
+        n, c, h, w = x.shape
+        up_w, up_h, down_h = self.up_w, self.up_h, self.down_h
+        hup, ho, wo = self.hup, self.ho, self.wo
+        wup = up_w.out_cols  # pitch of the upsampled rows
+        src = x.view(n * c, h, w) if flat else None
+        dst_planes = dst.view(n * c, ho, wo) if flat else None
         pad_w = up_w.needs_padding(w)
         a_width = up_w.padded_width() if pad_w else w
         buffers: dict = {}
@@ -428,10 +464,7 @@ class _FusedPlan:
                 )
             a_full, t1, t2, t3, t4 = buffers[kk]
             a = a_full[:, :, up_w.pad_lo : up_w.pad_lo + w] if pad_w else a_full
-            if src is not None:
-                planes_in = src[p0:p1]
-            else:
-                planes_in = x[p0 // c, p0 % c : p0 % c + kk]
+            planes_in = src[p0:p1] if flat else x[p0 // c, p0 % c : p0 % c + kk]
             if bias is None:
                 a.copy_(planes_in.transpose(0, 1))
             else:
@@ -444,9 +477,39 @@ class _FusedPlan:
                 t2.clamp_(-lim, lim)
             down_h(t2, out=t3)
             down_w(t3.view(ho * kk, wup), out=t4)
-            if dst_planes is not None:
-                target = dst_planes[p0:p1]
-            else:
-                target = dst[p0 // c, p0 % c : p0 % c + kk]
+            target = dst_planes[p0:p1] if flat else dst[p0 // c, p0 % c : p0 % c + kk]
             target.copy_(t4.view(ho, kk, -1)[:, :, :wo].transpose(0, 1))
-        return dst
+
+
+# Run the slices of a large call on single-threaded worker threads (one per intra-op thread).
+PARALLEL_SLICES = True
+_POOL: Optional[tuple[int, int, ThreadPoolExecutor]] = None  # (pid, workers, pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of `workers` threads whose torch operations are single-threaded.
+
+    `torch.set_num_threads(1)` in a worker also changes the process-wide default that threads
+    started later inherit, so the caller's setting is restored once all workers are set up
+    (the caller's own thread keeps its setting throughout)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
+            ready = threading.Barrier(workers + 1)
+
+            def init():
+                torch.set_num_threads(1)
+                torch.get_num_threads()  # initialises this thread's setting now (lazily otherwise)
+                ready.wait()
+
+            if _POOL is not None and _POOL[0] == os.getpid():
+                _POOL[2].shutdown(wait=False)
+            saved = torch.get_num_threads()
+            pool = ThreadPoolExecutor(workers, "filtered_lrelu", initializer=init)
+            for _ in range(workers):
+                pool.submit(lambda: None)  # starts every worker (each blocks in init)
+            ready.wait()
+            torch.set_num_threads(saved)
+            _POOL = (os.getpid(), workers, pool)
+        return _POOL[2]
