@@ -167,17 +167,23 @@ def modulated_conv3d(
     max-abs normalised and each output frame is demodulated with its own frame's style.
     """
     co, ci, kt, kh, kw = weight.shape
-    if demodulate:
-        weight = weight / weight.abs().amax(dim=(1, 2, 3, 4), keepdim=True)
-        styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
-    weight = weight / math.sqrt(ci * kt * kh * kw)
+    if not demodulate:
+        weight = weight / math.sqrt(ci * kt * kh * kw)
+        x = x * (styles * input_gain).to(x.dtype)[..., None, None]
+        return nn.functional.conv3d(
+            x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2)
+        ), None
+    # The weight's scale 1/(max|w_o| * sqrt(fan_in)) per output channel is applied to the conv
+    # output, folded into the demodulation coefficients, rather than to the (large) weight.
+    lo, hi = torch.aminmax(weight.reshape(co, -1), dim=1)
+    scale = 1 / (torch.maximum(hi, -lo) * math.sqrt(ci * kt * kh * kw))
+    styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
     x = x * (styles * input_gain).to(x.dtype)[..., None, None]  # one pass over x
     y = nn.functional.conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
-    if not demodulate:
-        return y, None
-    # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8)
-    wsq = weight.square().sum(dim=(2, 3, 4))
-    return y, (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
+    # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8), normalised weight
+    wsq = weight.square().sum(dim=(2, 3, 4)) * scale[:, None].square()
+    dcoefs = (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
+    return y, dcoefs * scale[None, :, None]
 
 
 def _frames(coefs: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -189,7 +195,10 @@ def lrelu_clamp(x: torch.Tensor, clamp: float) -> torch.Tensor:
     """lrelu (slope 0.2) and clamp of an input already multiplied by the lrelu gain sqrt(2):
     since lrelu(a) * g == lrelu(a * g) for g > 0, folding the gain into the preceding linear
     step saves a pass over the tensor."""
-    return nn.functional.leaky_relu(x, 0.2, inplace=True).clamp(-clamp, clamp)
+    x = nn.functional.leaky_relu(x, 0.2, inplace=True)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x.clamp(-clamp, clamp)  # autograd keeps the lrelu output: no second in-place op
+    return x.clamp_(-clamp, clamp)
 
 
 class ResBlock3d(nn.Module):
