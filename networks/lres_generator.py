@@ -24,7 +24,7 @@ from torch import nn
 from networks.noise import NoiseBankConfig, TemporalNoiseBank
 from torch_utils.bias_act import bias_act
 from torch_utils.distributed import all_reduce_mean
-from torch_utils.layers import FullyConnected
+from torch_utils.layers import FullyConnected, conv3d
 from torch_utils.misc import assert_shape
 from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
 
@@ -170,16 +170,14 @@ def modulated_conv3d(
     if not demodulate:
         weight = weight / math.sqrt(ci * kt * kh * kw)
         x = x * (styles * input_gain).to(x.dtype)[..., None, None]
-        return nn.functional.conv3d(
-            x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2)
-        ), None
+        return conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2)), None
     # The weight's scale 1/(max|w_o| * sqrt(fan_in)) per output channel is applied to the conv
     # output, folded into the demodulation coefficients, rather than to the (large) weight.
     lo, hi = torch.aminmax(weight.reshape(co, -1), dim=1)
     scale = 1 / (torch.maximum(hi, -lo) * math.sqrt(ci * kt * kh * kw))
     styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
     x = x * (styles * input_gain).to(x.dtype)[..., None, None]  # one pass over x
-    y = nn.functional.conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
+    y = conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
     # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8), normalised weight
     wsq = weight.square().sum(dim=(2, 3, 4)) * scale[:, None].square()
     dcoefs = (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
@@ -249,7 +247,7 @@ class ResBlock3d(nn.Module):
         s1 = self.affine1(w).transpose(1, 2)
         h, d1 = modulated_conv3d(h, self.weight1, s1, self.ema1(h, beta))
         skip_gain = g0 * SQRT_HALF / math.sqrt(self.weight_skip.shape[1])
-        skip = nn.functional.conv3d(x, (self.weight_skip * skip_gain).to(x.dtype))
+        skip = conv3d(x, (self.weight_skip * skip_gain).to(x.dtype))
         h = torch.addcmul(skip, h, _frames(d1 * SQRT_HALF, h))  # (conv1 * d1 + skip) * sqrt(.5)
         gain = SQRT_2  # the output lrelu's gain, applied by the first linear step below
         if self.temporal_up:

@@ -308,6 +308,8 @@ def modulated_conv2d(
     """Convolve the frames of video i (`x[i*frames:(i+1)*frames]`) with `weights[i]`."""
     n = weights.shape[0]
     w = weights.to(x.dtype)
+    if x.device.type == "cpu":  # oneDNN's NHWC kernels are 1.5-3x faster here (see conv3d)
+        x = x.contiguous(memory_format=torch.channels_last)
     if n == 1:
         return F.conv2d(x, w[0], padding=padding)
     if frames == 1:  # one grouped convolution over the batch, as the original
