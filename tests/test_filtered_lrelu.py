@@ -166,6 +166,9 @@ def test_worker_threads_give_the_same_result_and_keep_the_thread_setting(monkeyp
     torch.set_num_threads(2)
     try:
         parallel = filtered_lrelu(x, fu, fu, b, **args)
+        with torch.inference_mode():  # workers write into inference tensors (lvg-generate)
+            channels_last = x.contiguous(memory_format=torch.channels_last)
+            inference = filtered_lrelu(channels_last, fu, fu, b, **args)
         seen = []
         t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
         t.start()
@@ -173,4 +176,4 @@ def test_worker_threads_give_the_same_result_and_keep_the_thread_setting(monkeyp
         assert torch.get_num_threads() == 2 and seen == [2]
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(parallel, serial)
+    assert torch.equal(parallel, serial) and torch.equal(inference, serial)

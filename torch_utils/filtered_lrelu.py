@@ -433,13 +433,23 @@ class _FusedPlan:
         if workers > 1 and PARALLEL_SLICES:
             # One single-threaded worker per core, each on its own slices: no per-operation
             # thread synchronisation (which dominates on a busy machine), same results.
+            # Inference mode is thread-local: the workers must share the caller's, or they
+            # could not write into an inference-mode `dst`.
             pool = _worker_pool(threads)
-            jobs = [pool.submit(self._run, slices[i::workers], *args) for i in range(workers)]
+            mode = torch.is_inference_mode_enabled()
+            jobs = [
+                pool.submit(self._run_in_mode, mode, slices[i::workers], *args)
+                for i in range(workers)
+            ]
             for job in jobs:
                 job.result()
         else:
             self._run(slices, *args)
         return dst
+
+    def _run_in_mode(self, inference: bool, *args) -> None:
+        with torch.inference_mode(inference):
+            self._run(*args)
 
     def _run(self, slices, x, dst, flat, bias, down_w, slope, lim):
         """Process the plane ranges `slices` of `x` into `dst` (see the class doc)."""
