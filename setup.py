@@ -12,6 +12,7 @@ setup(
     packages=find_packages(
         include=["torch_utils*", "networks*", "datasets*", "training*", "metrics*", "generation*"]
     ),
+    package_data={"generation": ["demo/*.safetensors", "demo/*.md"]},
     install_requires=[
         "torch>=2.1",
         "numpy>=1.22",

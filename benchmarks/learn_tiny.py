@@ -68,10 +68,15 @@ def fake_clips(G: LowResGenerator, frames: int, count: int, seed: int) -> torch.
     return torch.cat([G(1, frames, generator=gen) for _ in range(count)])
 
 
-def evaluate(G: LowResGenerator, real: torch.Tensor, seed: int) -> tuple[float, float]:
+SEPARATIONS = (1, 8, 32, 64, 127)  # frame separations printed from the colour-similarity curves
+
+
+def evaluate(G: LowResGenerator, real: torch.Tensor, seed: int) -> tuple[float, float, np.ndarray]:
+    """(colour-sim gap, frame-stat FD, colour-sim curve at SEPARATIONS) of G against `real`."""
     fake = fake_clips(G.eval(), real.shape[2], real.shape[0], seed)
-    gap = curve_gap(curve_from_rows(similarity_rows(fake)), curve_from_rows(similarity_rows(real)))
-    return gap, fd(frame_features(fake), frame_features(real))
+    curve = curve_from_rows(similarity_rows(fake))
+    gap = curve_gap(curve, curve_from_rows(similarity_rows(real)))
+    return gap, fd(frame_features(fake), frame_features(real)), curve.mean[list(SEPARATIONS)]
 
 
 def main():
@@ -128,10 +133,13 @@ def main():
     print(
         f"trained {elapsed / 60:.1f} min to step {step} (tiny preset, batch {args.batch}, {torch.get_num_threads()} threads)"
     )
-    print(f"{'':22}{'colour-sim gap':>16}{'frame-stat FD':>16}")
+    seps = "".join(f"{s:>7}" for s in SEPARATIONS)
+    print(f"{'':22}{'colour-sim gap':>16}{'frame-stat FD':>16}   colour sim. at separation{seps}")
+    real_curve = curve_from_rows(similarity_rows(real)).mean[list(SEPARATIONS)]
+    print(f"{'real clips':54}{'':26}{''.join(f'{v:7.3f}' for v in real_curve)}")
     for name, G in [("untrained (step 0)", untrained), (f"G_ema at step {step}", trained)]:
-        gap, dist = evaluate(G, real, seed=7)
-        print(f"{name:22}{gap:16.4f}{dist:16.3f}")
+        gap, dist, curve = evaluate(G, real, seed=7)
+        print(f"{name:22}{gap:16.4f}{dist:16.3f}{'':26}{''.join(f'{v:7.3f}' for v in curve)}")
 
 
 if __name__ == "__main__":

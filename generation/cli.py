@@ -33,6 +33,10 @@ from networks.checkpoint import CheckpointError
 from networks.official import OfficialCheckpointError
 from torch_utils.misc import choose_device
 
+# The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_LRES, DEMO_SRES = DEMO_DIR / "lres.safetensors", DEMO_DIR / "sres.safetensors"
+
 
 def parse_seeds(text: str) -> list[int]:
     """ "1", "1,5,9", "0-3" or "-2--1,7" -> list of ints (StyleGAN3's num_range, with negatives)."""
@@ -101,6 +105,9 @@ EXAMPLES = """
 \b
 Examples:
 \b
+  # 20 s from the shipped demo models (trained on the synthetic benchmark), 144x256:
+  lvg-generate --seed 0 --seconds 20 --out demo.mp4
+\b
   # 10 s of seed 7 at 30 fps, low-res generator only (written nearest-upscaled x4, as the
   # original writes its 36x64 samples):
   lvg-generate --lres lres.safetensors --seed 7 --seconds 10 --out seed7.mp4
@@ -133,7 +140,8 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     "--lres",
     "lres_path",
     type=click.Path(path_type=Path),
-    help="Low-res generator checkpoint (.safetensors, or an original .pkl); required.",
+    help="Low-res generator checkpoint (.safetensors, or an original .pkl) "
+    "[default: the shipped demo models, low-res and super-resolution].",
 )
 @click.option(
     "--sres",
@@ -290,9 +298,14 @@ def main(
     super-resolution network), streamed to H.264 mp4 files."""
     # -- options that need no network ----------------------------------------------------------
     if lres_path is None:
-        raise click.ClickException(
-            "--lres is required: give a low-res generator checkpoint (.safetensors or original .pkl)"
-        )
+        if sres_path is not None:
+            raise click.ClickException(
+                "--sres needs --lres: give the low-res generator the super-resolution network "
+                "was trained with"
+            )
+        lres_path, sres_path = DEMO_LRES, DEMO_SRES
+        if not quiet:
+            click.echo(f"no --lres given: using the demo models in {DEMO_DIR}", err=True)
     seed_list = parse_seeds(seeds)
     if num_frames is not None and seconds is not None:
         raise click.ClickException("give --frames or --seconds, not both")

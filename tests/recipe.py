@@ -156,3 +156,26 @@ def as_persistent(obj: _OriginalObject):
     state = dict(obj.meta["state"])
     state["_modules"] = {k: as_persistent(v) for k, v in state["_modules"].items()}
     return PersistentObject(obj.meta["class_name"], state)
+
+
+def original_lres_names(G) -> dict[str, torch.Tensor]:
+    """Our tiny generator's state under the original's names (inverse of lres_generator_map)."""
+    nt, out = G.cfg.num_temporal_blocks, {}
+    for k, v in G.state_dict().items():
+        if m := re.fullmatch(r"blocks\.(\d+)\.(.+)", k):
+            i = int(m[1])
+            rest = re.sub(r"^ema(\d)\.value$", r"input_magnitude_ema_\1.magnitude_ema", m[2])
+            rest = re.sub(
+                r"^affine(\d)\.", r"affine_\1.", re.sub(r"^(weight|bias)(\d)$", r"\1_\2", rest)
+            )
+            out[(f"temporal_layers.{i}." if i < nt else f"spatial_layers.{i - nt}.") + rest] = v
+        else:
+            k = re.sub(r"^mapping\.layers\.(\d+)\.", r"latent_mapping.layer_\1.", k)
+            k = re.sub(r"^temporal_input\.", "w_to_temp_input.", k)
+            k = {
+                "spatial_const": "spatial_input",
+                "to_rgb.ema.value": "to_rgb.input_magnitude_ema.magnitude_ema",
+            }.get(k, k)
+            out[k] = v
+    out["temporal_emb.blur_filters"] = G.noise_bank.filters.float()[:, None]
+    return out

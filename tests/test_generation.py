@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from recipe import original_object, write_original_pickle
+from recipe import original_lres_names, original_object, write_original_pickle
 from torch import nn
 
 import networks
@@ -322,32 +322,9 @@ def test_cli_sres_grid_and_separate_files(ckpt, tmp_path, monkeypatch):
     )
 
 
-def _original_names(G):
-    """Our tiny generator's state under the original's names (inverse of lres_generator_map)."""
-    nt, out = G.cfg.num_temporal_blocks, {}
-    for k, v in G.state_dict().items():
-        if m := re.fullmatch(r"blocks\.(\d+)\.(.+)", k):
-            i = int(m[1])
-            rest = re.sub(r"^ema(\d)\.value$", r"input_magnitude_ema_\1.magnitude_ema", m[2])
-            rest = re.sub(
-                r"^affine(\d)\.", r"affine_\1.", re.sub(r"^(weight|bias)(\d)$", r"\1_\2", rest)
-            )
-            out[(f"temporal_layers.{i}." if i < nt else f"spatial_layers.{i - nt}.") + rest] = v
-        else:
-            k = re.sub(r"^mapping\.layers\.(\d+)\.", r"latent_mapping.layer_\1.", k)
-            k = re.sub(r"^temporal_input\.", "w_to_temp_input.", k)
-            k = {
-                "spatial_const": "spatial_input",
-                "to_rgb.ema.value": "to_rgb.input_magnitude_ema.magnitude_ema",
-            }.get(k, k)
-            out[k] = v
-    out["temporal_emb.blur_filters"] = G.noise_bank.filters.float()[:, None]
-    return out
-
-
 def test_cli_accepts_original_pickle(G, tmp_path):
     src = tmp_path / "lres.pkl"
-    write_original_pickle(src, original_object(_original_names(G), "VideoGenerator"))
+    write_original_pickle(src, original_object(original_lres_names(G), "VideoGenerator"))
     r = run("--lres", src, "--seed", 5, "--frames", 3, "--lres-native", "--out", tmp_path / "p.mp4")
     assert r.exit_code == 0, r.output
     r = run("--lres", src, "--sres", src, "--out", tmp_path / "q.mp4")
@@ -376,7 +353,7 @@ def test_cli_errors(ckpt, tmp_path, monkeypatch):
             "directory .*nodir does not exist",
         ),
         (["--lres", ckpt, "--out", ckpt], "must be an .mp4 file"),
-        (["--out", out], "--lres is required"),
+        (["--sres", ckpt, "--out", out], "--sres needs --lres"),
         (["--lres", tmp_path / "missing.pkl", "--out", out], "--lres: no such checkpoint"),
         (["--lres", ckpt, "--frames", 5, "--seconds", 1, "--out", out], "not both"),
         (["--lres", ckpt, "--at", 5, "--out", out], "need --transition-to"),

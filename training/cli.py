@@ -50,7 +50,7 @@ def common_options(fn):
             "--preset",
             default="paper",
             show_default=True,
-            help="Named configuration: paper, small or tiny.",
+            help="Named configuration: paper, small, tiny or demo.",
         ),
         click.option(
             "--batch", type=int, help="Total batch over all processes and accumulation rounds."

@@ -167,6 +167,12 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
         ),
     },
 }
+# The shipped demo models (generation/demo/): the tiny recipes with the demo networks.
+TRAIN_PRESETS["lres"]["demo"] = TRAIN_PRESETS["lres"]["tiny"].replace(
+    preset="demo",
+    seq_length=64,  # longer clips than tiny's: steadier over a long video (§6.1)
+)
+TRAIN_PRESETS["sres"]["demo"] = TRAIN_PRESETS["sres"]["tiny"].replace(preset="demo")
 
 
 def resolve(stage: str, preset: str, **overrides) -> TrainConfig:
