@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 # This script is named like the package it measures: keep its own folder off the import path.
@@ -26,16 +25,7 @@ import torch  # noqa: E402
 
 from datasets.synthetic import render_video  # noqa: E402
 from metrics.i3d import load_detector, preprocess  # noqa: E402
-
-
-def timed(fn, repeats: int):
-    fn()  # warm-up (oneDNN primitive caches)
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from torch_utils.benchmarking import timed  # noqa: E402
 
 
 def clips(batch: int, frames: int, height: int, width: int) -> torch.Tensor:

@@ -28,24 +28,9 @@ from torch.profiler import ProfilerActivity, profile
 import networks.sres_generator as sres
 from networks.sres_generator import SuperResGenerator
 from torch_utils import filtered_lrelu as flrelu
+from torch_utils.benchmarking import matmul_gflops, timed
 
 ORIGINAL_S_PER_FRAME = 9.4
-
-
-def timed(fn, repeats: int):
-    fn()  # warm-up (allocator, oneDNN primitive caches, resampling plans)
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def matmul_gflops(dtype=torch.float32, n: int = 2048) -> float:
-    a = torch.randn(n, n, dtype=dtype)
-    seconds, _ = timed(lambda: a @ a, 3)
-    return 2 * n**3 / seconds / 1e9
 
 
 def conv_flops_per_frame(cfg) -> tuple[float, float]:

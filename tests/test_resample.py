@@ -68,6 +68,21 @@ def test_upfirdn_matches_scipy_and_any_axis(method):
         np.testing.assert_allclose(got, want[..., : got.shape[-1]], atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["polyphase", "matrix"])
+def test_channels_last_in_channels_last_out(method):
+    """Channels-last videos and images are filtered in place of a format conversion: same
+    values, and the result stays channels-last for the convolution that follows."""
+    x = torch.randn(2, 5, 6, 7, 9, dtype=torch.float64)
+    for t, fmt in [(x, torch.channels_last_3d), (x[:, :, 0], torch.channels_last)]:
+        for dim in range(2, t.ndim):
+            want = resample.upfirdn(t, [1, 3, 3, 1], dim, up=2, padding=(2, 1), method=method)
+            got = resample.upfirdn(
+                t.contiguous(memory_format=fmt), [1, 3, 3, 1], dim, 2, 1, (2, 1), method=method
+            )
+            assert got.is_contiguous(memory_format=fmt)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
 def test_named_filters():
     np.testing.assert_allclose(resample.linear_filter(2), [0.125, 0.375, 0.375, 0.125])
     np.testing.assert_allclose(resample.linear_filter(4), np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 32)

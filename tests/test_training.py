@@ -107,12 +107,17 @@ def test_cli_steps_change_weights_and_write_every_artefact(synth, tmp_path):
         "2",
         "--seed",
         "3",
+        "--augment",  # the paper's D augmentations (the tiny preset has none)
+        "color,translation,cutout",
+        "--time-stretch",
+        "1",
     ]
     result = CliRunner().invoke(train_main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "step 2 | tick 1" in result.output and "step 4 | tick 2" in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["batch"] == 2 and config["preset"] == "tiny" and config["seed"] == 3
+    assert config["diffaugment"] == "color,translation,cutout" and config["time_stretch"] == 1
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [2, 4]
     for key in [
@@ -206,6 +211,9 @@ def test_errors(synth, tmp_path):
         train(tiny_cfg(synth, tmp_path / "b", seq_length=64))  # videos have 48 frames
     with pytest.raises((FileNotFoundError, ValueError), match="0036x0064|36x64"):
         train(tiny_cfg(synth, tmp_path / "c", data=str(tmp_path)))
+    bad = ["lres", "--data", str(synth), "--outdir", str(tmp_path / "e"), "--augment", "blur"]
+    result = CliRunner().invoke(train_main, [*bad, "--preset", "tiny"])
+    assert result.exit_code != 0 and "unknown DiffAugment policy blur" in result.output
     train(tiny_cfg(synth, tmp_path / "d", total_steps=2), echo=lambda s: None)
     with pytest.raises(TrainingError, match="different settings"):
         train(tiny_cfg(synth, tmp_path / "d", total_steps=4, seed=9), echo=lambda s: None)

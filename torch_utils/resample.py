@@ -149,6 +149,11 @@ def upfirdn(
             f"upfirdn output would be empty (length {length}, up {up}, padding {padding}, "
             f"{len(taps)} taps)"
         )
+    if dim != 1 and _is_channels_last(x):
+        # Filter the [n, ..., c] view, which is contiguous: the result comes back channels-last
+        # too, so the convolution that follows needs no format conversion.
+        y = upfirdn(x.movedim(1, -1), f, dim - (dim > 1), up, down, padding, gain, method)
+        return y.movedim(-1, 1)
     if method == "auto":
         method = "matrix" if length <= MATRIX_MAX_LENGTH and x.is_floating_point() else "polyphase"
     if method == "polyphase":
@@ -165,6 +170,13 @@ def upfirdn(
 
 
 MATRIX_MAX_LENGTH = 384
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    if x.ndim not in (4, 5) or x.shape[1] == 1 or x.is_contiguous():
+        return False
+    fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+    return x.is_contiguous(memory_format=fmt)
 
 
 @lru_cache(maxsize=256)

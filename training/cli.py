@@ -95,9 +95,25 @@ def common_options(fn):
     return fn
 
 
+LRES_OPTIONS = [
+    click.option(
+        "--augment",
+        "diffaugment",
+        help="DiffAugment policy of the D's inputs: any of color,translation,cutout, or none.",
+    ),
+    click.option(
+        "--time-stretch",
+        type=float,
+        help="Strength s of the D's time-stretch augmentation 2^U(-s,s); 0 turns it off.",
+    ),
+]
+
+
 def _run(stage: str, resume: Path | None, **options) -> None:
     from training.loop import TrainingError, train
 
+    if options.get("diffaugment") == "none":
+        options["diffaugment"] = ""
     options["metrics"] = tuple(options.get("metrics") or ()) or None
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     try:
@@ -113,19 +129,20 @@ def _run(stage: str, resume: Path | None, **options) -> None:
         click.echo(f"done; newest snapshot: {snapshot}")
 
 
-def _command(stage: str, doc: str):
-    @main.command(stage, help=doc, epilog=EXAMPLES)
-    @common_options
+def _command(stage: str, doc: str, extra_options=()):
     def command(resume, **options):
         _run(stage, resume, **options)
 
-    return command
+    for option in reversed(extra_options):
+        command = option(command)
+    return main.command(stage, help=doc, epilog=EXAMPLES)(common_options(command))
 
 
 lres = _command(
     "lres",
     f"Train the low-resolution video generator (presets: {', '.join(TRAIN_PRESETS['lres'])}). "
     "Paper: 36x64, 128-frame clips, batch 64 (accumulated over 2 rounds), 100k steps.",
+    LRES_OPTIONS,
 )
 sres = _command(
     "sres",

@@ -69,6 +69,18 @@ class TrainConfig:
             raise ValueError(
                 f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
             )
+        unknown = {p.strip() for p in self.diffaugment.split(",") if p.strip()} - {
+            "color",
+            "translation",
+            "cutout",
+        }
+        if unknown:
+            raise ValueError(
+                f"unknown DiffAugment policy {', '.join(sorted(unknown))}; "
+                "use any of color,translation,cutout (comma-separated), or none"
+            )
+        if self.time_stretch < 0:
+            raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")
         for name in (
             "batch",
             "grad_accum",
@@ -114,6 +126,14 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
             grad_accum=1,
             total_steps=2_000,
             seq_length=32,
+            # Runs of a few hundred CPU steps, not 100k: twice the paper's rates, and no D
+            # augmentation, which is there against D overfitting in long runs but in short ones
+            # hides the layout and contrast a tiny D must learn first (benchmarks/learn_tiny.py:
+            # with it, frames lose their spatial contrast; without it, they gain it).
+            g_lr=0.006,
+            d_lr=0.004,
+            diffaugment="",
+            time_stretch=0.0,
             ema_rampup_steps=500,
             ema_beta=0.9925,  # half-life 92 steps: the paper's ratio to the ramp (4621 : 25k)
             steps_per_tick=50,
