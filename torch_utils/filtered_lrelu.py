@@ -418,6 +418,9 @@ class _FusedPlan:
             1, min(planes, CACHE_BYTES // max(1, self.hup * self.up_w.out_cols * x.element_size()))
         )
         dst = x.new_empty(n, c, self.ho, self.wo) if out is None else out
+        # A channels-last input (a convolution's output) is converted once: gathering planes
+        # from it slice by slice is several times slower.
+        x = x.contiguous()
         if x.is_contiguous() and dst.is_contiguous():  # slices of k planes may span frames
             slices = [(p, min(planes, p + k)) for p in range(0, planes, k)]
             flat = True
