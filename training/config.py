@@ -113,18 +113,36 @@ class TrainConfig:
 
 
 # Presets: the paper's recipes and CPU-sized ones. Keys that are not given keep the defaults.
+_LRES_PAPER = TrainConfig(stage="lres", preset="paper")
+_SRES_PAPER = TrainConfig(
+    stage="sres",
+    preset="paper",
+    batch=32,
+    grad_accum=1,
+    total_steps=275_000,
+    d_lr=0.003,
+    seq_length=4,
+    time_margin=0,
+)
+# Book-keeping of the CPU-sized (tiny) runs: short ticks, frequent snapshots, no data workers.
+_CPU_RUN = dict(
+    total_steps=2_000,
+    ema_rampup_steps=500,
+    ema_beta=0.9925,  # half-life 92 steps: the paper's ratio to the ramp (4621 : 25k)
+    steps_per_tick=50,
+    snapshot_ticks=2,
+    state_ticks=2,
+    sample_ticks=4,
+    workers=0,
+)
 TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
     "lres": {
-        "paper": TrainConfig(stage="lres", preset="paper"),
-        "small": TrainConfig(
-            stage="lres", preset="small", batch=16, grad_accum=1, total_steps=50_000
-        ),
-        "tiny": TrainConfig(
-            stage="lres",
+        "paper": _LRES_PAPER,
+        "small": _LRES_PAPER.replace(preset="small", batch=16, grad_accum=1, total_steps=50_000),
+        "tiny": _LRES_PAPER.replace(
             preset="tiny",
             batch=4,
             grad_accum=1,
-            total_steps=2_000,
             seq_length=32,
             # Runs of a few hundred CPU steps, not 100k: twice the paper's rates, and no D
             # augmentation, which is there against D overfitting in long runs but in short ones
@@ -134,56 +152,16 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
             d_lr=0.004,
             diffaugment="",
             time_stretch=0.0,
-            ema_rampup_steps=500,
-            ema_beta=0.9925,  # half-life 92 steps: the paper's ratio to the ramp (4621 : 25k)
-            steps_per_tick=50,
-            snapshot_ticks=2,
-            state_ticks=2,
-            sample_ticks=4,
             sample_frames=64,
             sample_videos=2,
-            workers=0,
+            **_CPU_RUN,
         ),
     },
     "sres": {
-        "paper": TrainConfig(
-            stage="sres",
-            preset="paper",
-            batch=32,
-            grad_accum=1,
-            total_steps=275_000,
-            d_lr=0.003,
-            seq_length=4,
-            time_margin=0,
-        ),
-        "small": TrainConfig(
-            stage="sres",
-            preset="small",
-            batch=8,
-            grad_accum=1,
-            total_steps=100_000,
-            d_lr=0.003,
-            seq_length=4,
-            time_margin=0,
-        ),
-        "tiny": TrainConfig(
-            stage="sres",
-            preset="tiny",
-            batch=2,
-            grad_accum=1,
-            total_steps=2_000,
-            d_lr=0.003,
-            seq_length=4,
-            time_margin=0,
-            ema_rampup_steps=500,
-            ema_beta=0.9925,  # half-life 92 steps: the paper's ratio to the ramp (4621 : 25k)
-            steps_per_tick=50,
-            snapshot_ticks=2,
-            state_ticks=2,
-            sample_ticks=4,
-            sample_frames=16,
-            sample_videos=1,
-            workers=0,
+        "paper": _SRES_PAPER,
+        "small": _SRES_PAPER.replace(preset="small", batch=8, total_steps=100_000),
+        "tiny": _SRES_PAPER.replace(
+            preset="tiny", batch=2, sample_frames=16, sample_videos=1, **_CPU_RUN
         ),
     },
 }
