@@ -421,10 +421,10 @@ class _FusedPlan:
         # A channels-last input (a convolution's output) is converted once: gathering planes
         # from it slice by slice is several times slower.
         x = x.contiguous()
-        if x.is_contiguous() and dst.is_contiguous():  # slices of k planes may span frames
+        if dst.is_contiguous():  # slices of k planes may span frames
             slices = [(p, min(planes, p + k)) for p in range(0, planes, k)]
             flat = True
-        else:  # channels-last input, or the first channels of a bigger output buffer
+        else:  # the first channels of a bigger output buffer: slices stay within a frame
             k = min(k, c)
             slices = [(i * c + p, i * c + min(c, p + k)) for i in range(n) for p in range(0, c, k)]
             flat = False

@@ -88,6 +88,21 @@ def time_stretch(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -
     return torch.stack(out)
 
 
+DIFFAUGMENT = {"color": augment_color, "translation": augment_translation, "cutout": augment_cutout}
+
+
+def parse_policy(policy: str) -> list[str]:
+    """ "color,translation,cutout" -> the op names in order; "" or "none" -> no ops."""
+    names = [p.strip() for p in policy.split(",") if p.strip() and p.strip() != "none"]
+    unknown = sorted(set(names) - set(DIFFAUGMENT))
+    if unknown:
+        raise ValueError(
+            f"unknown DiffAugment policy {', '.join(unknown)}; use any of "
+            f"{','.join(DIFFAUGMENT)} (comma-separated), or none"
+        )
+    return names
+
+
 def augment_video(
     x: torch.Tensor,
     gen: torch.Generator,
@@ -96,11 +111,8 @@ def augment_video(
 ) -> torch.Tensor:
     """The discriminator-input augmentation of the low-resolution stage (spec §6.1)."""
     assert_shape(x, "n c t h w")
-    ops = {"color": augment_color, "translation": augment_translation, "cutout": augment_cutout}
-    for name in filter(None, (p.strip() for p in policy.split(","))):
-        if name not in ops:
-            raise ValueError(f"unknown DiffAugment policy {name!r}; use any of {', '.join(ops)}")
-        x = ops[name](x, gen)
+    for name in parse_policy(policy):
+        x = DIFFAUGMENT[name](x, gen)
     if time_strength > 0:
         x = time_stretch(x, gen, time_strength)
     return x

@@ -112,8 +112,6 @@ LRES_OPTIONS = [
 def _run(stage: str, resume: Path | None, **options) -> None:
     from training.loop import TrainingError, train
 
-    if options.get("diffaugment") == "none":
-        options["diffaugment"] = ""
     options["metrics"] = tuple(options.get("metrics") or ()) or None
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     try:

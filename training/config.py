@@ -10,6 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from training.augment import parse_policy
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -69,16 +71,7 @@ class TrainConfig:
             raise ValueError(
                 f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
             )
-        unknown = {p.strip() for p in self.diffaugment.split(",") if p.strip()} - {
-            "color",
-            "translation",
-            "cutout",
-        }
-        if unknown:
-            raise ValueError(
-                f"unknown DiffAugment policy {', '.join(sorted(unknown))}; "
-                "use any of color,translation,cutout (comma-separated), or none"
-            )
+        parse_policy(self.diffaugment)  # raises on an unknown op
         if self.time_stretch < 0:
             raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")
         for name in (
