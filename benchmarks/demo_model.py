@@ -34,6 +34,7 @@ from generation.cli import DEMO_LRES, DEMO_SRES
 from networks.lres_generator import LowResGenerator
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
+from torch_utils.misc import atomic_path
 
 STRIP_FRAMES = (0, 100, 200, 300, 400, 500)
 
@@ -58,10 +59,8 @@ def strip(pngs: list[Path], path: Path, gap: int = 4) -> None:
     canvas = np.full((h, len(images) * (w + gap) - gap, 3), 255, np.uint8)
     for k, image in enumerate(images):
         canvas[:, k * (w + gap) : k * (w + gap) + w] = image
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(canvas).save(tmp, optimize=True)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(canvas).save(tmp, format="PNG", optimize=True)
 
 
 def metrics(data: Path, lres: Path, sres: Path | None, names: list[str], workdir: Path) -> dict:

@@ -41,6 +41,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw
 
 from datasets.video_io import TRUNCATION_SLACK, VideoReadError
+from torch_utils.misc import write_atomic
 
 try:  # OpenCV is only needed for Farneback optical flow; frame differences are the fallback.
     import cv2
@@ -672,17 +673,6 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
         return [Clip.from_json(entry) for entry in data["kept"]]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"manifest {path} has a malformed clip entry ({e!r})") from None
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------------

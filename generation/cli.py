@@ -31,7 +31,7 @@ from generation.pipeline import (
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.official import OfficialCheckpointError
-from torch_utils.misc import choose_device
+from torch_utils.misc import atomic_path, choose_device
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -89,12 +89,8 @@ def check_writable(paths: list[Path], overwrite: bool) -> None:
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------

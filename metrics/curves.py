@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from torch_utils.misc import atomic_path
+
 
 @dataclass
 class Curve:
@@ -56,18 +58,12 @@ def plot_curves(
     ylabel: str = "histogram intersection with frame 0",
 ) -> Path:
     """Mean ± std bands of each curve against frame separation; PNG, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         try:
             _plot_matplotlib(curves, tmp, title, ylabel)
         except ImportError:
             _plot_pillow(curves, tmp, title, ylabel)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def _plot_matplotlib(curves, path, title, ylabel) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from torch_utils.misc import write_atomic
+
 
 @dataclass
 class FeatureStats:
@@ -66,15 +68,7 @@ class FeatureStats:
 
     def save(self, path: str | os.PathLike, metadata: dict | None = None) -> Path:
         """Atomic write (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_bytes(self.to_bytes(metadata))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_atomic(path, self.to_bytes(metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> tuple[FeatureStats, dict]:

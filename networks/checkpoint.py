@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import types
 import typing
 from pathlib import Path
@@ -21,6 +20,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
+
+from torch_utils.misc import atomic_path
 
 FORMAT = "longvideogan"
 FORMAT_VERSION = 1
@@ -98,13 +99,8 @@ def save(net: nn.Module, path: str | Path, metadata: dict[str, str] | None = Non
         **(metadata or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

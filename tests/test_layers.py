@@ -1,4 +1,4 @@
-"""bias_act, equalized-lr layers and shape checks against direct references (spec §1.1, §1.2)."""
+"""bias_act, equalized-lr layers, shape checks (spec §1.1, §1.2) and atomic writes."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 from torch_utils.bias_act import bias_act
 from torch_utils.layers import Conv, FullyConnected
-from torch_utils.misc import assert_shape, choose_device
+from torch_utils.misc import assert_shape, atomic_path, choose_device, write_atomic
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -77,3 +77,18 @@ def test_choose_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="--device cpu"):
             choose_device("cuda")
+
+
+def test_atomic_path_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "sub" / "out.json"
+    assert write_atomic(path, "first") == path and path.read_text() == "first"
+    with pytest.raises(RuntimeError, match="died"), atomic_path(path) as tmp:
+        tmp.write_text("half-writ")
+        raise RuntimeError("died while writing")
+    assert path.read_text() == "first"  # untouched, and no temporary file left behind
+    with atomic_path(path) as tmp:
+        assert tmp.parent == path.parent  # same file system: the rename is atomic
+        tmp.write_bytes(b"second")
+        assert path.read_text() == "first"  # replaced only on a clean exit
+    assert path.read_text() == "second"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]

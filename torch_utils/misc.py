@@ -1,4 +1,4 @@
-"""Shape checks with named axes, device choice and seeding.
+"""Shape checks with named axes, device choice, seeding and atomic file writes.
 
 Axis names used across the project (einops style): `n` batch, `c` channels, `t` time (frames),
 `h` height, `w` width, `l` a 1-D sequence length. A video is `n c t h w` with values in [-1, 1].
@@ -6,7 +6,11 @@ Axis names used across the project (einops style): `n` batch, `c` channels, `t` 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Optional, Union
 
 import einops
@@ -53,3 +57,31 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (seeds the legacy global state on purpose)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; on a clean exit it is flushed to disk
+    and renamed over `path` (atomic on one file system), on an exception it is deleted. Either
+    way `path` is never seen half-written, and an existing `path` stays whole until the rename.
+
+        with atomic_path("run/stats.json") as tmp:
+            tmp.write_text(text)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Union[str, os.PathLike], data: Union[bytes, str]) -> Path:
+    """Write bytes or UTF-8 text to `path` through `atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)

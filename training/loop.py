@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import resource
 import sys
 import time
@@ -28,7 +27,7 @@ import torch
 
 import networks
 from torch_utils import distributed
-from torch_utils.misc import choose_device, seed_everything
+from torch_utils.misc import choose_device, seed_everything, write_atomic
 from training.config import TrainConfig
 from training.data import ClipStream
 from training.state import list_states, load_state, rng_state, save_state, set_rng_state, state_path
@@ -85,9 +84,7 @@ def _check_config(outdir: Path, cfg: TrainConfig) -> None:
 
 
 def write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 class RunLog:

@@ -8,13 +8,14 @@ SIGKILL) leaves the previous state intact; the newest `keep` states are kept.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from torch_utils.misc import atomic_path
 
 STATE_PATTERN = re.compile(r"state-(\d{8})\.pt")
 
@@ -70,15 +71,8 @@ def _as_tuples(value):
 
 def save_state(path: Path, state: dict, keep: int) -> Path:
     """Write atomically, then delete all but the newest `keep` states."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     for old in list_states(path.parent.parent)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
