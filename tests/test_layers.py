@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from torch_utils.bias_act import bias_act
-from torch_utils.layers import Conv, FullyConnected
+from torch_utils.layers import Conv, FullyConnected, conv3d
 from torch_utils.misc import assert_shape, atomic_path, choose_device, write_atomic
 
 
@@ -60,6 +60,27 @@ def test_conv_equalized_lr(dims, kernel):
     want = torch.nn.functional.leaky_relu(ref, 0.2) * math.sqrt(2)
     torch.testing.assert_close(conv.double()(x), want)
     assert conv(x).shape == want.shape  # 'same' padding keeps the size
+
+
+@pytest.mark.parametrize("kernel", [(1, 1, 1), (3, 3, 3), (1, 3, 3)])
+def test_conv3d_equals_channels_first_conv(kernel):
+    """The CPU paths (channels-last oneDNN, a matmul for 1x1x1) against plain NCDHW F.conv3d,
+    values and gradients, for a channels-first and a channels-last input."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 4, 7, generator=gen)
+    weight = torch.randn(3, 6, *kernel, generator=gen)
+    padding = tuple(k // 2 for k in kernel)
+    want = torch.nn.functional.conv3d(x, weight, padding=padding)
+    for inp in (x, x.contiguous(memory_format=torch.channels_last_3d)):
+        inp = inp.clone().requires_grad_(True)
+        got = conv3d(inp, weight, padding=padding)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        assert got.is_contiguous(memory_format=torch.channels_last_3d)
+        (grad,) = torch.autograd.grad((got * want).sum(), inp)
+        x_ref = x.clone().requires_grad_(True)
+        conv = torch.nn.functional.conv3d(x_ref, weight, padding=padding)
+        (grad_ref,) = torch.autograd.grad((conv * want).sum(), x_ref)
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-4)
 
 
 def test_assert_shape():
