@@ -376,7 +376,12 @@ class SynthesisLayer(nn.Module):
             spec.padding[3] + up * y1,
         )
         out_w, out_h = spec.out_size
-        buffer = y.new_empty(y.shape[0], spec.out_channels + extra_channels, out_h, out_w)
+        # Channels-last on the CPU, the layout the next layer's convolution wants: the filtered
+        # lrelu writes it directly, from cache-warm slices, instead of a conversion pass later.
+        cpu = y.device.type == "cpu" and not spec.is_torgb
+        layout = torch.channels_last if cpu else torch.contiguous_format
+        shape = (y.shape[0], spec.out_channels + extra_channels, out_h, out_w)
+        buffer = torch.empty(shape, dtype=y.dtype, device=y.device, memory_format=layout)
         with record_function("sres.filtered_lrelu"):
             filtered_lrelu(
                 y,

@@ -76,6 +76,34 @@ def test_matches_direct_definition(up, down, impl):
 
 
 @pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_out_into_the_first_channels_of_a_bigger_buffer(impl, layout):
+    """As the SR generator calls it: the result fills the first c channels of the next layer's
+    input buffer (channels-last on the CPU) and leaves the rest alone."""
+    rng = np.random.default_rng(5)
+    fu, fd, pad = random_case(rng, 2, 2, (12, 18))
+    x = rng.standard_normal((3, 5, 12, 18)) * 30
+    b = rng.standard_normal(5)
+    args = dict(up=2, down=2, gain=math.sqrt(2), slope=0.2, clamp=40.0)
+    want = direct(x, fu, fd, b, pad=pad, **args)
+    buffer = torch.full((3, 7, *want.shape[2:]), -7.0, dtype=torch.float64)
+    buffer = buffer.contiguous(memory_format=layout)
+    got = filtered_lrelu(
+        torch.as_tensor(x),
+        fu,
+        fd,
+        torch.as_tensor(b),
+        padding=pad,
+        impl=impl,
+        out=buffer[:, :5],
+        **args,
+    )
+    assert got.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(buffer[:, :5], want, atol=1e-10, rtol=1e-10)
+    assert (buffer[:, 5:] == -7).all()
+
+
+@pytest.mark.parametrize("impl", ["reference", "fused"])
 def test_float32_linear_torgb_and_identity_filters(impl):
     """ToRGB: no filters, slope 1, gain 1, zero padding: bias + clamp only."""
     x = torch.randn(3, 4, 6, 7) * 100

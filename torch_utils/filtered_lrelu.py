@@ -85,8 +85,8 @@ def filtered_lrelu(
     `fu`, `fd`: 1-D filters (None = identity); `padding`: int, (x, y) or (x0, x1, y0, y1),
     applied at the upsampled rate before the up-filter. The output has `x`'s dtype.
     `impl`: "reference", "fused" or "auto" (fused unless autograd needs the reference).
-    `out`: optional `[n, c, h', w']` destination whose frames are each contiguous (e.g. the
-    first channels of the next layer's input buffer); it is returned.
+    `out`: optional `[n, c, h', w']` destination of any layout (e.g. the first channels of the
+    next layer's channels-last input buffer); it is returned.
     """
     if x.ndim != 4:
         raise ValueError(f"filtered_lrelu needs an [n, c, h, w] tensor, got {tuple(x.shape)}")
