@@ -8,12 +8,19 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torch_utils import distributed
 from training.config import TrainConfig
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def d_stats(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """(fake score, real score, logistic D loss) of one chunk, detached (spec §6.1)."""
+    loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+    return torch.stack([fake_logits.mean(), real_logits.mean(), loss]).detach()
 
 
 class GAN:
@@ -47,6 +54,18 @@ class GAN:
         opt.step()
         opt.zero_grad(set_to_none=True)
         return bad
+
+    def finish_D(self, stats: list[torch.Tensor]) -> dict[str, float]:
+        """D's optimizer step after the chunks' backward passes; the chunks' `d_stats` rows
+        averaged into the tick statistics."""
+        bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
+        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
+        return {
+            "loss/D": loss,
+            "score/fake": fake_score,
+            "score/real": real_score,
+            "grad/D_nonfinite": bad,
+        }
 
     def r1_step(
         self, chunks: Iterable[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]

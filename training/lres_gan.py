@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from networks.lres_generator import LowResGenerator
 from training.augment import augment_video
-from training.gan import GAN
+from training.gan import GAN, d_stats
 
 
 class LowResGAN(GAN):
@@ -74,23 +74,8 @@ class LowResGAN(GAN):
             F.softplus(fake_logits).mean().backward()
             real_logits = self.run_D(real_i)
             F.softplus(-real_logits).mean().backward()
-            stats.append(
-                torch.stack(
-                    [
-                        fake_logits.mean(),
-                        real_logits.mean(),
-                        F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean(),
-                    ]
-                ).detach()
-            )
-        bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
-        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
-        return {
-            "loss/D": loss,
-            "score/fake": fake_score,
-            "score/real": real_score,
-            "grad/D_nonfinite": bad,
-        }
+            stats.append(d_stats(fake_logits, real_logits))
+        return self.finish_D(stats)
 
     def update_r1(self, real: torch.Tensor) -> dict[str, float]:
         """Lazy R1 on a fresh real batch, through the same augmentation (spec §6.1.4)."""

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
-from training.gan import GAN
+from training.gan import GAN, d_stats
 
 
 class SuperResGAN(GAN):
@@ -76,16 +76,8 @@ class SuperResGAN(GAN):
             real_logits = self.run_D(self.centre(lr_real), self.centre(hr_i))
             F.softplus(-real_logits).mean().backward()
             self.ada.accumulate(real_logits)
-            loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-            stats.append(torch.stack([fake_logits.mean(), real_logits.mean(), loss]).detach())
-        bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
-        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
-        return {
-            "loss/D": loss,
-            "score/fake": fake_score,
-            "score/real": real_score,
-            "grad/D_nonfinite": bad,
-        }
+            stats.append(d_stats(fake_logits, real_logits))
+        return self.finish_D(stats)
 
     def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         """R1 with respect to the high-resolution clip only, before ADA (spec §6.3)."""
