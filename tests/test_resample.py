@@ -168,6 +168,13 @@ def test_double_backward():
         y = lambda x, m=method: resample.upfirdn(x, f, -1, 2, 1, (6, 5), method=m)  # noqa: E731
         assert torch.autograd.gradcheck(y, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
+    # The polyphase path's own backward (one gradient buffer for all taps), every case.
+    taps = [0.1, 0.5, 0.3, -0.2, 0.05]
+    for up, down, pad in [(1, 2, (0, 0)), (2, 1, (3, 2)), (2, 2, (-1, 4)), (1, 1, (2, -1))]:
+        y = lambda x, u=up, d=down, p=pad: resample.upfirdn(  # noqa: E731
+            x, taps, 2, u, d, p, method="polyphase"
+        )
+        assert torch.autograd.gradcheck(y, (x,)) and torch.autograd.gradgradcheck(y, (x,))
 
 
 def test_errors():

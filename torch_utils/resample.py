@@ -103,6 +103,34 @@ def _strided(x: torch.Tensor, dim: int, start: int, count: int, step: int) -> to
 
 def _fir_sum(x: torch.Tensor, taps: Sequence[float], dim: int, start: int, count: int, step: int):
     """sum_k taps[k] * x[start + j*step + k] for j < count: a correlation as shifted slices."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FirSum.apply(x, tuple(taps), dim, start, count, step)
+    return _fir_sum_forward(x, taps, dim, start, count, step)
+
+
+class _FirSum(torch.autograd.Function):
+    """`_fir_sum` whose backward scatters the output gradient into one input-sized buffer.
+    Autograd's own backward of the per-tap slices would allocate and zero-fill an input-sized
+    tensor for every tap, then add them all up: on the SR generator's upsampled rows that was
+    a quarter of a training step. The backward is made of differentiable ops (twice
+    differentiable, as the reference path must be)."""
+
+    @staticmethod
+    def forward(ctx, x, taps, dim, start, count, step):
+        ctx.shape, ctx.args = x.shape, (taps, dim, start, count, step)
+        return _fir_sum_forward(x, taps, dim, start, count, step)
+
+    @staticmethod
+    def backward(ctx, grad):
+        taps, dim, start, count, step = ctx.args
+        gx = grad.new_zeros(ctx.shape)
+        for k, tap in enumerate(taps):
+            if tap != 0.0:
+                _strided(gx, dim, start + k, count, step).add_(grad, alpha=tap)
+        return gx, None, None, None, None, None
+
+
+def _fir_sum_forward(x, taps, dim, start, count, step):
     out = None
     for k, tap in enumerate(taps):
         if tap == 0.0:
