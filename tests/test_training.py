@@ -214,6 +214,9 @@ def test_errors(synth, tmp_path):
     bad = ["lres", "--data", str(synth), "--outdir", str(tmp_path / "e"), "--augment", "blur"]
     result = CliRunner().invoke(train_main, [*bad, "--preset", "tiny"])
     assert result.exit_code != 0 and "unknown DiffAugment policy blur" in result.output
+    bad = ["sres", "--data", str(synth), "--outdir", str(tmp_path / "f"), "--lr-cond-prob", "2"]
+    result = CliRunner().invoke(train_main, [*bad, "--preset", "tiny"])
+    assert result.exit_code != 0 and "lr_cond_prob must be in [0, 1], got 2.0" in result.output
     train(tiny_cfg(synth, tmp_path / "d", total_steps=2), echo=lambda s: None)
     with pytest.raises(TrainingError, match="different settings"):
         train(tiny_cfg(synth, tmp_path / "d", total_steps=4, seed=9), echo=lambda s: None)

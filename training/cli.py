@@ -109,6 +109,15 @@ LRES_OPTIONS = [
 ]
 
 
+SRES_OPTIONS = [
+    click.option(
+        "--lr-cond-prob",
+        type=float,
+        help="Probability that the D sees the low-res conditioning of a clip (paper: 0.1).",
+    ),
+]
+
+
 def _run(stage: str, resume: Path | None, **options) -> None:
     from training.loop import TrainingError, train
 
@@ -146,6 +155,7 @@ sres = _command(
     "sres",
     f"Train the super-resolution network (presets: {', '.join(TRAIN_PRESETS['sres'])}). "
     "Paper: 36x64 -> 144x256, 4-frame clips with 4 context frames each side, batch 32, 275k steps.",
+    SRES_OPTIONS,
 )
 
 if __name__ == "__main__":

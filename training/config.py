@@ -74,6 +74,8 @@ class TrainConfig:
         parse_policy(self.diffaugment)  # raises on an unknown op
         if self.time_stretch < 0:
             raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")
+        if not 0 <= self.lr_cond_prob <= 1:
+            raise ValueError(f"lr_cond_prob must be in [0, 1], got {self.lr_cond_prob}")
         for name in (
             "batch",
             "grad_accum",
