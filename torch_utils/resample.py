@@ -112,7 +112,7 @@ class _FirSum(torch.autograd.Function):
     """`_fir_sum` whose backward scatters the output gradient into one input-sized buffer.
     Autograd's own backward of the per-tap slices would allocate and zero-fill an input-sized
     tensor for every tap, then add them all up: on the SR generator's upsampled rows that was
-    a quarter of a training step. The backward is made of differentiable ops (twice
+    about a fifth of a training step. The backward is made of differentiable ops (twice
     differentiable, as the reference path must be)."""
 
     @staticmethod
