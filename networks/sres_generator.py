@@ -326,6 +326,10 @@ def modulated_conv2d(
     )
 
 
+# Widest layer output (with the conditioning channels) kept channels-last (see SynthesisLayer).
+CHANNELS_LAST_MAX = 64
+
+
 class SynthesisLayer(nn.Module):
     """Magnitude-EMA gain, affine styles, modulated conv, filtered leaky ReLU (§4.3, §4.6)."""
 
@@ -376,11 +380,15 @@ class SynthesisLayer(nn.Module):
             spec.padding[3] + up * y1,
         )
         out_w, out_h = spec.out_size
-        # Channels-last on the CPU, the layout the next layer's convolution wants: the filtered
-        # lrelu writes it directly, from cache-warm slices, instead of a conversion pass later.
-        cpu = y.device.type == "cpu" and not spec.is_torgb
-        layout = torch.channels_last if cpu else torch.contiguous_format
+        # Narrow layers on the CPU: a channels-last buffer, the layout the next convolution
+        # wants, written directly by the filtered lrelu instead of converted later (demo network:
+        # 1.2-1.4x faster). The lrelu writes a few channels at a time, so each pixel's channel run
+        # should span few cache lines: with the paper's 128-512 channels it was slower.
         shape = (y.shape[0], spec.out_channels + extra_channels, out_h, out_w)
+        narrow = shape[1] <= CHANNELS_LAST_MAX and not spec.is_torgb
+        layout = (
+            torch.channels_last if narrow and y.device.type == "cpu" else torch.contiguous_format
+        )
         buffer = torch.empty(shape, dtype=y.dtype, device=y.device, memory_format=layout)
         with record_function("sres.filtered_lrelu"):
             filtered_lrelu(

@@ -268,6 +268,27 @@ def test_segments_equal_one_call():
     torch.testing.assert_close(torch.cat(parts, dim=2), whole, atol=1e-6, rtol=0)
 
 
+def test_channels_last_buffers_change_nothing(monkeypatch):
+    """Narrow layers write channels-last buffers on the CPU; the output is bit-identical to
+    channels-first ones, with the fused and with the reference (autograd) filtered lrelu."""
+    import networks.sres_generator as sres
+
+    torch.manual_seed(0)
+    S = SuperResGenerator(MICRO_G).eval()
+    lr = tiny_clip(3, videos=2, cfg=MICRO_G)
+    z = torch.randn(2, MICRO_G.z_dim)
+    assert max(s.out_channels for s in MICRO_G.layers) + MICRO_G.cond_channels <= 64
+    outputs = {}
+    for widest in (64, 0):
+        monkeypatch.setattr(sres, "CHANNELS_LAST_MAX", widest)
+        with torch.no_grad():
+            fused = S(lr, z=z)
+        reference = S(lr.requires_grad_(True), z=z)
+        outputs[widest] = (fused, reference.detach())
+    assert torch.equal(outputs[64][0], outputs[0][0])
+    assert torch.equal(outputs[64][1], outputs[0][1])
+
+
 def test_frame_wise_and_batch_layout():
     """Frame t depends only on LR frames t..t+8 and z; videos in a batch are independent."""
     torch.manual_seed(0)
