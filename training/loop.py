@@ -80,11 +80,7 @@ def _check_config(outdir: Path, cfg: TrainConfig) -> None:
             raise TrainingError(
                 f"{outdir} holds a run with different settings ({details}); resume it with the same settings or use a new --outdir"
             )
-    write_json(path, dataclasses.asdict(cfg))
-
-
-def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_atomic(path, json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
 
 class RunLog:
