@@ -2,7 +2,7 @@
 low-res -> super-resolution -> encoder pipeline (`lvg-generate`)."""
 
 from generation.noise_stream import NoiseStream
-from generation.pipeline import Frame, generate_segments, generate_video, load_network
+from generation.pipeline import Frame, generate_segments, generate_video
 from generation.timeline import Loop, Timeline, Transition
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "Transition",
     "generate_segments",
     "generate_video",
-    "load_network",
 ]

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+import networks
 from datasets.video_io import Mp4Writer
 from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
@@ -23,14 +24,12 @@ from generation.pipeline import (
     check_compatible,
     display_factor,
     generate_video,
-    load_network,
     make_grid,
     make_timelines,
     nearest_upscale,
 )
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
-from networks.official import OfficialCheckpointError
 from torch_utils.misc import atomic_path, choose_device
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
@@ -136,14 +135,15 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     "--lres",
     "lres_path",
     type=click.Path(path_type=Path),
-    help="Low-res generator checkpoint (.safetensors, or an original .pkl) "
-    "[default: the shipped demo models, low-res and super-resolution].",
+    help="Low-res generator: a .safetensors snapshot, an original .pkl (G_ema or training "
+    "pickle) or a training state [default: the shipped demo models, low-res and "
+    "super-resolution].",
 )
 @click.option(
     "--sres",
     "sres_path",
     type=click.Path(path_type=Path),
-    help="Super-resolution generator checkpoint (optional).",
+    help="Super-resolution generator (optional; same formats as --lres).",
 )
 @click.option(
     "--seed",
@@ -423,10 +423,10 @@ def main(
 
 def _load(option: str, path: Path, kind: str, device: torch.device):
     try:
-        return load_network(path, kind, device)
+        return networks.load(path, kind=kind, device=device)
     except FileNotFoundError:
         raise click.ClickException(f"{option}: no such checkpoint: {path}") from None
-    except (CheckpointError, OfficialCheckpointError) as e:
+    except CheckpointError as e:
         raise click.ClickException(f"{option}: {e}") from None
 
 

@@ -22,7 +22,6 @@ import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -30,7 +29,6 @@ import torch
 from torch import nn
 
 from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
-from networks.checkpoint import CheckpointError
 from networks.lres_generator import LowResGenerator
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -40,30 +38,6 @@ DEFAULT_SRES_BATCH = 8
 
 # ------------------------------------------------------------------------------------------------
 # Networks
-
-
-def load_network(path: str | Path, kind: str, device: str | torch.device = "cpu") -> nn.Module:
-    """A generator from one of our `.safetensors` checkpoints or an original `.pkl` (read with
-    the safe importer of `networks.official`; a training pickle gives its G_ema). Raises
-    FileNotFoundError, or CheckpointError / OfficialCheckpointError (ValueErrors) with a
-    one-line reason, e.g. for a checkpoint of another kind."""
-    import networks
-    from networks.official import find_networks, import_network, load_official
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
-    if path.suffix.lower() in (".pkl", ".pickle"):
-        nets = find_networks(load_official(path))
-        if not nets:
-            raise CheckpointError(f"{path} contains no network")
-        name = "" if "" in nets else "G_ema" if "G_ema" in nets else next(iter(nets))
-        net = import_network(nets[name])
-        if getattr(net, "kind", None) != kind:
-            raise CheckpointError(f"{path} holds a {net.kind}, but a {kind} is needed here")
-    else:
-        net = networks.load(path, kind=kind)
-    return net.eval().requires_grad_(False).to(device)
 
 
 @dataclass(frozen=True)
@@ -319,7 +293,7 @@ def generate_video(
     """Frames `start_frame .. start_frame + num_frames - 1` of the video of each seed (n seeds
     give n videos side by side in every `Frame`), computed lazily with bounded memory.
 
-        G = load_network("lres.safetensors", "lres_generator")
+        G = networks.load("lres.safetensors", kind="lres_generator")
         for frame in generate_video(G, seed=7, num_frames=300):
             frame.video[0]  # [36, 64, 3] uint8
 

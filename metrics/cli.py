@@ -50,8 +50,16 @@ def main() -> None:
     metavar="DIR",
     help="Real videos: a dataset, or a folder of video files.",
 )
-@click.option("--lres", metavar="CKPT", help="Low-res generator (.safetensors).")
-@click.option("--sres", metavar="CKPT", help="Super-resolution generator (.safetensors).")
+@click.option(
+    "--lres",
+    metavar="CKPT",
+    help="Low-res generator: .safetensors, original .pkl or training state.",
+)
+@click.option(
+    "--sres",
+    metavar="CKPT",
+    help="Super-resolution generator: .safetensors, original .pkl or training state.",
+)
 @click.option(
     "--videos",
     metavar="DIR",

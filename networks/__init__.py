@@ -1,5 +1,5 @@
 """The networks of LongVideoGAN: what the paper draws in its architecture figures."""
 
-from networks.checkpoint import CheckpointError, load, save
+from networks.checkpoint import CheckpointError, load, network_record, open_checkpoint, save
 
-__all__ = ["CheckpointError", "load", "save"]
+__all__ = ["CheckpointError", "load", "network_record", "open_checkpoint", "save"]

@@ -1,11 +1,16 @@
-"""The checkpoint format of every network of the project.
+"""Saving and loading networks (`docs/checkpoints.md`).
 
-One `.safetensors` file holds the network's parameters and persistent buffers; its metadata
-holds `format` ("longvideogan"), `format_version`, the network `kind` and its full `config` as
-JSON. Loading reads tensors and JSON only: nothing in the file is ever executed (unlike pickles).
+This project's format: one `.safetensors` file holds the network's parameters and persistent
+buffers; its metadata holds `format` ("longvideogan"), `format_version`, the network `kind`, its
+`role` (G_ema, G or D) and its full `config` as JSON. Loading reads tensors and JSON only:
+nothing in the file is ever executed (unlike pickles).
+
+`load` is the one loader of every entry point: it also reads the original project's pickles
+(through the restricted importer of `networks.official`) and `lvg-train`'s training states.
 
     networks.save(G, "lres.safetensors")
     G = networks.load("lres.safetensors", kind="lres_generator")
+    D = networks.load("ckpt-00100000-train.pkl", net="D")
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -88,14 +95,21 @@ def _coerce(hint, value):
 # Save / load
 
 
-def save(net: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Write `net` (a network of this project) atomically: temp file, then rename."""
+def save(
+    net: nn.Module,
+    path: str | Path,
+    metadata: dict[str, str] | None = None,
+    role: str | None = None,
+) -> Path:
+    """Write `net` (a network of this project) atomically: temp file, then rename. `role`
+    (G_ema, G or D) is recorded for `load(..., net=...)`."""
     path = Path(path)
     meta = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "kind": net.kind,
         "config": json.dumps(config_to_dict(net.cfg)),
+        **({"role": role} if role else {}),
         **(metadata or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
@@ -119,7 +133,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a LongVideoGAN checkpoint (no '{FORMAT}' metadata); "
-            "original .pkl checkpoints are converted with `lvg-convert official`"
+            "give a .safetensors of this project, an original .pkl or a training state"
         )
     version = int(meta.get("format_version", "0"))
     if version > FORMAT_VERSION:
@@ -129,18 +143,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return meta
 
 
-def load(
-    path: str | Path, kind: str | None = None, device: str | torch.device = "cpu"
-) -> nn.Module:
-    """Rebuild the network stored in `path` (in eval mode, without gradients).
-
-    `kind` ("lres_generator", ...) guards against passing the wrong file."""
-    meta = read_metadata(path)
+def _load_safetensors(path: Path, meta: dict[str, str]) -> nn.Module:
     registry = _registry()
-    if kind is not None and meta["kind"] != kind:
-        raise CheckpointError(f"{path} holds a {meta['kind']}, but a {kind} is needed here")
-    if meta["kind"] not in registry:
-        raise CheckpointError(f"{path} holds an unknown network kind {meta['kind']!r}")
+    if meta.get("kind") not in registry:
+        raise CheckpointError(f"{path} holds an unknown network kind {meta.get('kind')!r}")
     net_cls, cfg_cls = registry[meta["kind"]]
     net = net_cls(config_from_dict(cfg_cls, json.loads(meta["config"])))
     try:
@@ -150,8 +156,170 @@ def load(
         raise CheckpointError(
             f"{path} is truncated or corrupt ({e}); re-create or re-download it"
         ) from e
+    return _with_state(net, state, path)
+
+
+def _with_state(net: nn.Module, state: dict, path: Path) -> nn.Module:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not match its own config: {e}") from e
-    return net.eval().requires_grad_(False).to(device)
+    return net
+
+
+# ------------------------------------------------------------------------------------------------
+# One loader for every file that holds networks (docs/checkpoints.md)
+
+ROLES = ("G_ema", "G", "D")  # preference order when the caller names no network
+
+
+def network_record(net: nn.Module) -> dict[str, str]:
+    """What a container (a training state) stores beside a network's state dict so that
+    `load` can rebuild it: its kind and config."""
+    return {"kind": net.kind, "config": json.dumps(config_to_dict(net.cfg))}
+
+
+@dataclass
+class Checkpoint:
+    """The networks in one file, by role ("G_ema", "G", "D"), whatever the file's format:
+
+    * this project's `.safetensors` (one network; role from its metadata, else G_ema for a
+      generator and D for a discriminator);
+    * an original `.pkl`: a G_ema pickle (role G_ema) or a training pickle (G and D);
+    * a training state of `lvg-train` (`states/state-*.pt`: G, D and G_ema)."""
+
+    path: Path
+    format: str
+    kinds: dict[str, str]  # role -> network kind
+    build: Callable[[str], nn.Module]
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def choose(self, kind: str | None = None, net: str | None = None) -> str:
+        """The role to load: `net` if given, else the first of G_ema, G, D of `kind`."""
+        roles = ", ".join(f"{role} ({k})" for role, k in self.kinds.items())
+        if net is not None:
+            if net not in self.kinds:
+                raise CheckpointError(f"{self.path} has no network {net!r}; it has {roles}")
+            role = net
+        else:
+            fits = [r for r in ROLES if r in self.kinds and kind in (None, self.kinds[r])]
+            role = fits[0] if fits else next(iter(self.kinds))
+        if kind is not None and self.kinds[role] != kind:
+            held = f"a {self.kinds[role]}" if len(self.kinds) == 1 else roles
+            raise CheckpointError(f"{self.path} holds {held}, but a {kind} is needed here")
+        return role
+
+    def network(self, role: str) -> nn.Module:
+        if role not in self.kinds:
+            raise CheckpointError(f"{self.path} has no network {role!r}")
+        return self.build(role).eval().requires_grad_(False)
+
+
+def open_checkpoint(path: str | Path, res: tuple[int, int] | None = None) -> Checkpoint:
+    """Read the file's table of networks (the format is told by its first bytes, or a .pkl
+    suffix for pickles of protocol 0 and 1). `res`
+    (height, width) is used only for original pickles that do not record their size."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such checkpoint: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if not head:
+        raise CheckpointError(f"{path} is empty; re-create or re-download it")
+    # safetensors: an 8-byte little-endian header size, then the JSON header.
+    is_safetensors = head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+    if not is_safetensors and head.startswith(b"PK"):
+        return _open_training_state(path)
+    if not is_safetensors and (
+        head.startswith(b"\x80") or path.suffix.lower() in (".pkl", ".pickle")
+    ):
+        return _open_original(path, res)
+    meta = read_metadata(path)
+    role = meta.get("role") or ("D" if meta.get("kind", "").endswith("discriminator") else "G_ema")
+    return Checkpoint(
+        path, "safetensors", {role: meta.get("kind", "?")}, lambda _: _load_safetensors(path, meta)
+    )
+
+
+def _open_original(path: Path, res: tuple[int, int] | None) -> Checkpoint:
+    from networks.official import (
+        OfficialCheckpointError,
+        augment_probability,
+        find_networks,
+        import_network,
+        load_official,
+        network_kind,
+    )
+
+    try:
+        data = load_official(path)
+    except OfficialCheckpointError as e:
+        raise CheckpointError(str(e)) from None
+    nets = find_networks(data)
+    if not nets:
+        found = (
+            f"a dict with keys {sorted(map(str, data))[:8]}"
+            if isinstance(data, dict)
+            else (f"a {type(data).__name__}")
+        )
+        raise CheckpointError(
+            f"{path} holds no LongVideoGAN network ({found}); give a G_ema or training pickle"
+        )
+    # An original low-res D does not record the frame size; the G beside it does.
+    g = nets.get("G") or nets.get("G_ema")
+    fields = g.state if g is not None else {}
+    size = res or tuple(
+        v if isinstance(v, int) and not isinstance(v, bool) else None
+        for v in (fields.get("out_height"), fields.get("out_width"))
+    )
+
+    def build(role: str) -> nn.Module:
+        try:
+            return import_network(nets[role], *size)
+        except OfficialCheckpointError as e:
+            raise CheckpointError(f"{path}: {role}: {e}") from None
+
+    info = {}
+    if (p := augment_probability(data)) is not None:
+        info["augment_p"] = p
+    kinds = {role: network_kind(obj) for role, obj in nets.items()}
+    return Checkpoint(path, "original pickle", kinds, build, info)
+
+
+def _open_training_state(path: Path) -> Checkpoint:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign zip
+        raise CheckpointError(
+            f"{path} is not a readable training state ({type(e).__name__}: {e})"
+        ) from e
+    records = state.get("networks") if isinstance(state, dict) else None
+    if not isinstance(records, dict) or not isinstance(state.get("modules"), dict):
+        raise CheckpointError(
+            f"{path} is not a training state that names its networks (written before "
+            "version 0.2?); load one of the run's snapshots instead"
+        )
+    registry = _registry()
+
+    def build(role: str) -> nn.Module:
+        record = records[role]
+        net_cls, cfg_cls = registry[record["kind"]]
+        net = net_cls(config_from_dict(cfg_cls, json.loads(record["config"])))
+        return _with_state(net, state["modules"][role], path)
+
+    kinds = {role: records[role]["kind"] for role in ROLES if role in records}
+    info = {"step": state.get("step")}
+    return Checkpoint(path, "training state", kinds, build, info)
+
+
+def load(
+    path: str | Path,
+    kind: str | None = None,
+    net: str | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """The network stored in `path` (eval mode, no gradients), from any format `Checkpoint`
+    reads. `kind` ("lres_generator", ...) guards against the wrong file; `net` picks G_ema, G
+    or D (default: G_ema, else G, else D, of that kind)."""
+    ckpt = open_checkpoint(path)
+    return ckpt.network(ckpt.choose(kind, net)).to(device)

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from networks.checkpoint import save
-from networks.official import OfficialCheckpointError, find_networks, import_network, load_official
+from networks.checkpoint import CheckpointError, open_checkpoint, save
 
 
 @click.group()
 def main():
-    """Convert checkpoints to LongVideoGAN's .safetensors format.
+    """Convert checkpoints to LongVideoGAN's .safetensors format, or list what one holds.
 
     \b
     Examples:
@@ -20,7 +19,18 @@ def main():
       lvg-convert official horseback_lres.pkl horseback_lres.safetensors
       # One network out of an original training pickle:
       lvg-convert official ckpt-00100000-train.pkl D.safetensors --net D
+      # What a file holds (networks and kinds; the ADA probability of a training pickle):
+      lvg-convert info ckpt-00100000-train.pkl
     """
+
+
+def _open(src: Path, res: tuple[int, int] | None = None):
+    if not src.is_file():
+        raise click.ClickException(f"{src} does not exist; give the path of a checkpoint")
+    try:
+        return open_checkpoint(src, res=res)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.command()
@@ -29,51 +39,57 @@ def main():
 @click.option(
     "--net",
     "net_name",
+    type=click.Choice(["G_ema", "G", "D"]),
     default=None,
-    help="Which network of a training pickle (G_ema, G, D). Default: G_ema.",
+    help="Which network of a training pickle or state. Default: G_ema, else G.",
 )
 @click.option(
     "--height",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
-    help="Output height, if the pickle does not record it (default 36).",
+    help="Frame height, if the pickle does not record it (default 36).",
 )
 @click.option(
     "--width",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
-    help="Output width, if the pickle does not record it (default 64).",
+    help="Frame width, if the pickle does not record it (default 64).",
 )
 def official(src: Path, dst: Path, net_name: str | None, height: int | None, width: int | None):
-    """Convert an original LongVideoGAN pickle SRC to DST (.safetensors).
+    """Convert a checkpoint SRC (an original LongVideoGAN pickle, or a training state) to DST
+    (.safetensors).
 
     The pickle is read with a restricted unpickler: the source code embedded in it is never
     executed, only tensors and network state are read. CUDA-saved tensors load on CPU.
     """
-    if not src.is_file():
-        raise click.ClickException(
-            f"{src} does not exist; give the path of an original .pkl checkpoint"
-        )
     if dst.exists():
         raise click.ClickException(f"{dst} already exists; choose another name or delete it first")
+    ckpt = _open(src, (height, width) if height or width else None)
     try:
-        nets = find_networks(load_official(src))
-        if not nets:
-            raise OfficialCheckpointError(f"{src} contains no network")
-        if net_name is None:
-            net_name = "" if "" in nets else "G_ema" if "G_ema" in nets else next(iter(nets))
-        if net_name not in nets:
-            raise OfficialCheckpointError(
-                f"{src} has no network {net_name!r}; it has {sorted(nets)}"
-            )
-        net = import_network(nets[net_name], height=height, width=width)
-    except OfficialCheckpointError as e:
+        role = ckpt.choose(net=net_name)
+        net = ckpt.network(role)
+    except CheckpointError as e:
         raise click.ClickException(str(e)) from None
-    save(
-        net, dst, metadata={"source": f"official:{src.name}" + (f":{net_name}" if net_name else "")}
-    )
+    save(net, dst, metadata={"source": f"{ckpt.format}:{src.name}:{role}"}, role=role)
     params = sum(p.numel() for p in net.parameters())
-    click.echo(f"wrote {dst}: {net.kind}, {params:,} parameters")
+    click.echo(f"wrote {dst}: {net.kind} ({role}), {params:,} parameters")
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+def info(src: Path):
+    """List the networks in SRC (any format this project reads) and their kinds."""
+    ckpt = _open(src)
+    click.echo(f"{src}: {ckpt.format}")
+    for role in ckpt.kinds:
+        try:
+            net = ckpt.network(role)
+        except CheckpointError as e:
+            raise click.ClickException(str(e)) from None
+        params = sum(p.numel() for p in net.parameters())
+        click.echo(f"  {role}: {net.kind}, {params:,} parameters")
+    for key, value in ckpt.info.items():
+        click.echo(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
 
 
 if __name__ == "__main__":

@@ -2,22 +2,30 @@
 
 The original project pickles each network as a call of
 `torch_utils.persistence._reconstruct_persistent_obj(meta)`, where `meta["module_src"]` is the
-source text of the defining module; a plain `pickle.load` would execute it. `load_official`
-instead uses a restricted unpickler that
+source text of the defining module; a plain `pickle.load` would execute it. Its pickles also hold
+`torch.nn` containers (`ModuleList`, `Identity`), numpy scalars, dtypes and arrays, optimizer
+states and a statistics collector with a compiled regular expression (`docs/checkpoints.md`).
 
-* rebuilds tensors (`torch._utils._rebuild_tensor_v2` / `_rebuild_parameter`, with the storage
-  bytes read by `torch.load(weights_only=True, map_location="cpu")`, so CUDA-saved checkpoints
-  load on CPU-only machines),
-* records each persistent object as a `PersistentObject(class_name, state)` without running
-  its source, and
-* refuses every other global with a clear error.
+`load_official` reads them with a restricted unpickler in which
 
-`flatten_state` turns the nested objects into the original dotted names, and the `map_*`
-functions translate those names to this project's modules.
+* tensors are rebuilt by torch's own functions, the storage bytes read by
+  `torch.load(weights_only=True, map_location="cpu")` (CUDA-saved files load on CPU-only
+  machines);
+* every other global the file names becomes an inert `Record` of its name, the arguments it was
+  called with and the state it was given: nothing is imported and nothing is called. A record of
+  a global that original checkpoints never contain (`os.system`, `builtins.eval`, ...) rejects
+  the file;
+* after loading, the records that are data are turned into data: persistent objects and `torch.nn`
+  modules into `PersistentObject(class_name, state)`, numpy records into numpy values.
+
+`flatten_state` turns the nested objects into the original dotted names, the name maps translate
+those to this project's modules, and `import_network` builds the equivalent network.
 """
 
 from __future__ import annotations
 
+import _codecs
+import _compat_pickle
 import dataclasses
 import io
 import pickle
@@ -27,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -36,75 +45,232 @@ class OfficialCheckpointError(ValueError):
 
 @dataclass
 class PersistentObject:
-    """An original network object, as data: its class name and its `__dict__`."""
+    """An original network object (or `torch.nn` container), as data: class name and `__dict__`."""
 
     class_name: str
     state: dict
 
 
+class Record:
+    """An inert stand-in for a global named by the pickle: what it was called with and given.
+
+    Subclassed once per global (`_record_type`) so that the pickle's NEWOBJ, REDUCE, BUILD,
+    APPEND and SETITEM opcodes all land here and only store their arguments."""
+
+    module = name = ""
+
+    def __new__(cls, *args, **kwargs):
+        self = object.__new__(cls)
+        self.args, self.kwargs, self.state, self.items, self.entries = args, kwargs, None, [], {}
+        return self
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def append(self, item):
+        self.items.append(item)
+
+    def extend(self, items):
+        self.items.extend(items)
+
+    def __setitem__(self, key, value):
+        self.entries[key] = value
+
+    def __repr__(self) -> str:
+        return f"Record({self.module}.{self.name})"
+
+
+_RECORD_TYPES: dict[tuple[str, str], type] = {}
+
+
+def _record_type(module: str, name: str) -> type:
+    key = (module, name)
+    if key not in _RECORD_TYPES:
+        _RECORD_TYPES[key] = type("Record", (Record,), {"module": module, "name": name})
+    return _RECORD_TYPES[key]
+
+
 def _reconstruct_persistent_obj(meta: dict) -> PersistentObject:
     if not isinstance(meta, dict) or meta.get("type") != "class":
         raise OfficialCheckpointError(f"unsupported persistent object: {type(meta).__name__}")
-    return PersistentObject(meta.get("class_name", "?"), meta.get("state") or {})
+    state = meta.get("state")
+    return PersistentObject(
+        str(meta.get("class_name", "?")), state if isinstance(state, dict) else {}
+    )
 
 
 def _load_storage_bytes(data: bytes):
     # The legacy torch.save format of one storage; torch's own restricted loader reads it.
+    if not isinstance(data, bytes):
+        raise OfficialCheckpointError("a tensor storage is not stored as bytes")
     return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
-def _rebuild_parameter(data, requires_grad, backward_hooks, *args):
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, *_):
+    # Hooks and extra metadata are dropped: an imported tensor is plain data.
+    return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *_):
     return data  # plain tensors: requires_grad is irrelevant for importing
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    # Protocol-2 pickles store bytes as `_codecs.encode(text, "latin1")`; nothing else is allowed.
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise OfficialCheckpointError("unexpected use of _codecs.encode in the pickle")
+    return _codecs.encode(text, "latin1")
 
 
 class _EasyDict(dict):
     """Stand-in for `dnnlib.EasyDict` (a dict with attribute access) in training pickles."""
 
 
-_ALLOWED = {
+# Globals rebuilt for real: torch's tensor builders and plain containers.
+_BUILDERS = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("collections", "OrderedDict"): OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_encode,
     ("torch", "Size"): torch.Size,
     ("dnnlib.util", "EasyDict"): _EasyDict,
     ("dnnlib", "EasyDict"): _EasyDict,
 }
+_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray")
+_NUMPY_NAMES = ("dtype", "ndarray", "scalar", "_reconstruct")
+
+
+def _is_data_global(module: str, name: str) -> bool:
+    """Globals whose records original checkpoints hold as data (never imported or called)."""
+    return (
+        module.startswith("torch.nn.modules.")  # ModuleList, Identity, ...
+        or module.split(".")[0] in ("torch_utils", "dnnlib")  # training_stats.Collector, ...
+        or (module in _NUMPY_MODULES and name in _NUMPY_NAMES)
+        or (module, name) == ("re", "_compile")  # the Collector's regular expression
+    )
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: Path):
+        super().__init__(file)
+        self.path = path
+
     def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise OfficialCheckpointError(
-                f"refusing to load global {module}.{name}: original checkpoints only contain "
-                "tensors and network state, so this file is not one (or it was tampered with)"
-            ) from None
+        # Python 2 names of protocol-2 pickles (`__builtin__.set`), as pickle's fix_imports does.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) in _BUILDERS:
+            return _BUILDERS[(module, name)]
+        if _is_data_global(module, name):
+            return _record_type(module, name)
+        raise OfficialCheckpointError(
+            f"{self.path} is not an original LongVideoGAN checkpoint: it refers to {module}.{name}, "
+            "which original checkpoints never contain; nothing in it was run"
+        )
 
     def persistent_load(self, pid):
-        raise OfficialCheckpointError(f"unexpected persistent id {pid!r} in the pickle")
+        raise OfficialCheckpointError(
+            f"{self.path} is not an original LongVideoGAN checkpoint (it uses persistent ids, "
+            "as torch.save files do); for this project's files use networks.load"
+        )
+
+
+_SIMPLE_DTYPES = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|c(8|16))")
+
+
+def _numpy_dtype(record: Record) -> np.dtype:
+    code = record.args[0] if record.args else None
+    order = record.state[1] if isinstance(record.state, tuple) and len(record.state) > 1 else "="
+    if not isinstance(code, str) or not _SIMPLE_DTYPES.fullmatch(code) or order not in "<>|=":
+        raise OfficialCheckpointError(f"unsupported numpy dtype {code!r} in the pickle")
+    return np.dtype(code).newbyteorder(order) if order in "<>" else np.dtype(code)
+
+
+def _numpy_value(record: Record):
+    """A numpy record as its value: a dtype, a Python scalar, or an array (numeric only)."""
+    if record.name == "dtype":
+        return _numpy_dtype(record)
+    if record.name == "scalar" and len(record.args) == 2:
+        dtype, raw = record.args
+        if isinstance(dtype, np.dtype) and isinstance(raw, bytes) and len(raw) == dtype.itemsize:
+            return np.frombuffer(raw, dtype=dtype)[0].item()
+    if record.name == "_reconstruct" and isinstance(record.state, tuple) and len(record.state) == 5:
+        _, shape, dtype, fortran, raw = record.state
+        if isinstance(dtype, np.dtype) and isinstance(raw, bytes):
+            count = int(np.prod(shape)) if shape else 1
+            if count * dtype.itemsize == len(raw):
+                array = np.frombuffer(raw, dtype=dtype).copy()
+                return array.reshape(shape, order="F" if fortran else "C")
+    raise OfficialCheckpointError(f"unsupported numpy object {record.module}.{record.name}")
+
+
+def _materialise(obj, memo: dict):
+    """Turn the data records of a freshly unpickled checkpoint into data, bottom-up. `memo`
+    maps id(original) -> (original, result); holding the original keeps its id unique."""
+    key = id(obj)
+    if key in memo:
+        return memo[key][1]
+    if isinstance(obj, PersistentObject):
+        memo[key] = (obj, obj)
+        obj.state = {k: _materialise(v, memo) for k, v in obj.state.items()}
+        return obj
+    if isinstance(obj, Record):
+        memo[key] = (obj, obj)
+        obj.args = tuple(_materialise(a, memo) for a in obj.args)
+        obj.state = _materialise(obj.state, memo)
+        result = obj
+        if obj.module.startswith("torch.nn.modules.") and isinstance(obj.state, dict):
+            result = PersistentObject(obj.name, obj.state)
+        elif obj.module in _NUMPY_MODULES and obj.name != "ndarray":
+            result = _numpy_value(obj)
+        memo[key] = (obj, result)
+        return result
+    if isinstance(obj, dict):
+        memo[key] = (obj, obj)
+        for k in list(obj):
+            obj[k] = _materialise(obj[k], memo)
+        return obj
+    if isinstance(obj, list):
+        memo[key] = (obj, obj)
+        obj[:] = [_materialise(v, memo) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        result = tuple(_materialise(v, memo) for v in obj)
+        memo[key] = (obj, result)
+        return result
+    return obj
 
 
 def load_official(path: str | Path):
-    """Unpickle an original checkpoint safely; returns `PersistentObject`s and plain data."""
+    """Unpickle an original checkpoint safely: `PersistentObject`s, tensors and plain data.
+
+    Raises OfficialCheckpointError (a ValueError) with a one-line reason for an empty,
+    truncated or foreign file, and for any file that names a global original checkpoints never
+    contain; nothing in the file is run in any case."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
+    if path.stat().st_size == 0:
+        raise OfficialCheckpointError(f"{path} is empty; re-download or re-create it")
     try:
         with open(path, "rb") as f:
-            return _RestrictedUnpickler(f).load()
+            data = _RestrictedUnpickler(f, path).load()
+        return _materialise(data, {})
     except OfficialCheckpointError:
         raise
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        IndexError,
-        TypeError,
-        RuntimeError,
-    ) as e:
+    except EOFError as e:
+        raise OfficialCheckpointError(
+            f"{path} is truncated (the pickle ends early); is the file complete? Re-download it."
+        ) from e
+    except (pickle.UnpicklingError, AttributeError, IndexError, KeyError, TypeError, ValueError,
+            RuntimeError, RecursionError, MemoryError) as e:  # fmt: skip
         raise OfficialCheckpointError(
             f"{path} is not a readable original checkpoint ({type(e).__name__}: {e}); "
             "is the file complete? Re-download it."
@@ -116,7 +282,7 @@ def flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Te
     out: dict[str, torch.Tensor] = {}
     for group in ("_parameters", "_buffers"):
         for name, value in (obj.state.get(group) or {}).items():
-            if value is not None:
+            if isinstance(value, torch.Tensor):
                 out[prefix + name] = value
     for name, child in (obj.state.get("_modules") or {}).items():
         if isinstance(child, PersistentObject):
@@ -125,13 +291,25 @@ def flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Te
 
 
 def find_networks(data) -> dict[str, PersistentObject]:
-    """Network objects in an unpickled checkpoint: the object itself, or the values of a dict
-    (training pickles hold {"G": ..., "D": ..., "G_ema": ...})."""
+    """Network objects in an unpickled checkpoint by role: a `G_ema` pickle holds the network
+    itself (role "G_ema"), a training pickle a dict {"G", "D", ...} (`docs/checkpoints.md`)."""
     if isinstance(data, PersistentObject):
-        return {"": data}
+        return {"G_ema": data}
     if isinstance(data, dict):
-        return {k: v for k, v in data.items() if isinstance(v, PersistentObject)}
+        return {
+            k: v for k, v in data.items() if isinstance(v, PersistentObject) and network_kind(v)
+        }
     return {}
+
+
+def augment_probability(data) -> float | None:
+    """The ADA probability `augment.p` of an original super-resolution training pickle."""
+    augment = data.get("augment") if isinstance(data, dict) else None
+    if isinstance(augment, PersistentObject):
+        p = (augment.state.get("_buffers") or {}).get("p")
+        if isinstance(p, torch.Tensor) and p.numel() == 1:
+            return float(p.reshape(-1)[0])
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -170,21 +348,26 @@ def lres_generator_map(num_temporal: int = 6) -> NameMap:
     ]
 
 
-def map_names(state: dict[str, torch.Tensor], name_map: NameMap) -> dict[str, torch.Tensor]:
-    """Rename an original state dict; unknown names are an error (nothing is silently lost)."""
+def renames(names, name_map: NameMap) -> dict[str, str | None]:
+    """Original name -> ours (None: a derived buffer that is recomputed, not imported). Unknown
+    names are an error: nothing is silently lost."""
     out, unknown = {}, []
-    for name, value in state.items():
+    for name in names:
         for pattern, repl in name_map:
             m = re.fullmatch(pattern, name)
             if m:
-                if repl is not None:
-                    out[repl(m) if callable(repl) else m.expand(repl)] = value
+                out[name] = None if repl is None else repl(m) if callable(repl) else m.expand(repl)
                 break
         else:
             unknown.append(name)
     if unknown:
         raise OfficialCheckpointError(f"unknown tensors in the original checkpoint: {unknown[:5]}")
     return out
+
+
+def map_names(state: dict[str, torch.Tensor], name_map: NameMap) -> dict[str, torch.Tensor]:
+    """Rename an original state dict to ours, dropping the derived buffers."""
+    return {ours: state[name] for name, ours in renames(state, name_map).items() if ours}
 
 
 LRES_DISCRIMINATOR_MAP: NameMap = [
@@ -253,8 +436,8 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     latent_dim = state["temporal_layers.0.affine_0.weight"].shape[1]
     kernel = state["temporal_layers.0.weight_0"].shape
     cfg = LowResGeneratorConfig(
-        height=height or _state_int(obj, "out_height", "height") or 36,
-        width=width or _state_int(obj, "out_width", "width") or 64,
+        height=_state_int(obj, "out_height", "height") or height or 36,
+        width=_state_int(obj, "out_width", "width") or width or 64,
         input_channels=state["spatial_input"].shape[1],
         channels=channels,
         latent_dim=latent_dim,
@@ -270,8 +453,9 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     )
     net = LowResGenerator(cfg)
     ours = net.noise_bank.filters.float()
-    theirs = bank.reshape(ours.shape).float()
-    if (ours - theirs).abs().max() > 1e-5:
+    if bank.numel() != ours.numel() or (
+        not _one_value(bank) and (ours - bank.reshape(ours.shape).float()).abs().max() > 1e-5
+    ):
         raise OfficialCheckpointError(
             "the checkpoint's noise filter bank differs from the paper's; unsupported variant"
         )
@@ -280,7 +464,7 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
             f"the checkpoint's 4x-coarsest canvas {tuple(state['spatial_input'].shape[-2:])} does not fit "
             f"{cfg.height}x{cfg.width}; pass the right --height/--width"
         )
-    return net, lres_generator_map(num_t)
+    return net
 
 
 def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
@@ -302,15 +486,21 @@ def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
         head_kernel=head[2],
         head_convs=_count(state, r"epilogue\.conv1d_(\d+)\."),
     )
-    return LowResDiscriminator(cfg), LRES_DISCRIMINATOR_MAP
+    return LowResDiscriminator(cfg)
 
 
 _SG3_LAYER = re.compile(r"SG3\.synthesis\.L(\d+)_(\d+)_(\d+)_(\d+)\.weight")
 
 
+def _one_value(t: torch.Tensor) -> bool:
+    """A tensor that is one value broadcast over its shape (stride 0 everywhere): the compact
+    "skeleton" form of test checkpoints. Such a derived buffer holds nothing to compare."""
+    return t.numel() > 1 and all(s == 0 for s in t.stride())
+
+
 def _check_filter(name: str, state: dict, ours) -> None:
     """Compare a derived filter buffer of the checkpoint (if it has it) with ours."""
-    if name not in state:
+    if name not in state or _one_value(state[name]):
         return
     theirs = state[name]
     if ours is None:
@@ -383,7 +573,7 @@ def _sres_generator(obj: PersistentObject, state: dict, height: int | None, widt
         name = f"SG3.resamples.{i}.filter"
         mode, factor = spec.cond_resample
         _check_filter(name, state, None if mode == "none" else kaiser_filter(factor))
-    return net, SRES_GENERATOR_MAP
+    return net
 
 
 def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
@@ -418,26 +608,80 @@ def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     from torch_utils.resample import linear_filter
 
     _check_filter("upsample.filter", state, linear_filter(cfg.scale))
-    return SuperResDiscriminator(cfg), SRES_DISCRIMINATOR_MAP
+    return SuperResDiscriminator(cfg)
 
 
-_KINDS = [
-    ("temporal_emb.blur_filters", _lres_generator),
-    ("epilogue.linear_0.weight", _lres_discriminator),
-    ("SG3.mapping.fc0.weight", _sres_generator),
-    ("b4.fc.weight", _sres_discriminator),
-]
+_KINDS = {
+    "lres_generator": ("temporal_emb.blur_filters", _lres_generator),
+    "lres_discriminator": ("epilogue.linear_0.weight", _lres_discriminator),
+    "sres_generator": ("SG3.mapping.fc0.weight", _sres_generator),
+    "sres_discriminator": ("b4.fc.weight", _sres_discriminator),
+}
+
+
+def network_kind(obj: PersistentObject) -> str | None:
+    """The project kind ("lres_generator", ...) an original network object imports as, from
+    its tensor names alone; None for anything that is not a whole network."""
+    names = flatten_state(obj)
+    return next((kind for kind, (marker, _) in _KINDS.items() if marker in names), None)
+
+
+def original_names(obj: PersistentObject) -> dict[str, str | None]:
+    """Each original tensor name of a network object -> our name (None: a derived buffer,
+    recomputed from the config rather than imported)."""
+    state = flatten_state(obj)
+    kind = network_kind(obj)
+    if kind == "lres_generator":
+        name_map = lres_generator_map(_count(state, r"temporal_layers\.(\d+)\."))
+    else:
+        name_map = {
+            "lres_discriminator": LRES_DISCRIMINATOR_MAP,
+            "sres_generator": SRES_GENERATOR_MAP,
+            "sres_discriminator": SRES_DISCRIMINATOR_MAP,
+        }[kind]
+    return renames(state, name_map)
 
 
 def import_network(obj: PersistentObject, height: int | None = None, width: int | None = None):
-    """An original network object -> the equivalent network of this project, weights loaded."""
+    """An original network object -> the equivalent network of this project, weights loaded.
+
+    `height`/`width` are used only where the object does not record its size. Every tensor is
+    checked against the shape the rebuilt architecture needs before anything is loaded."""
     state = flatten_state(obj)
-    for marker, build in _KINDS:
-        if marker in state:
-            net, name_map = build(obj, state, height, width)
-            net.load_state_dict(map_names(state, name_map))
-            return net.eval().requires_grad_(False)
-    raise OfficialCheckpointError(
-        f"the checkpoint holds a {obj.class_name} that is not a whole LongVideoGAN generator or "
-        "discriminator; nothing to convert"
-    )
+    kind = network_kind(obj)
+    if kind is None:
+        raise OfficialCheckpointError(
+            f"the checkpoint holds a {obj.class_name} that is not a whole LongVideoGAN generator "
+            "or discriminator; nothing to convert"
+        )
+    try:
+        net = _KINDS[kind][1](obj, state, height, width)
+    except KeyError as e:
+        raise OfficialCheckpointError(
+            f"the checkpoint's {obj.class_name} lacks the tensor {e.args[0]} that a {kind} has"
+        ) from None
+    except IndexError as e:
+        raise OfficialCheckpointError(
+            f"the checkpoint's {obj.class_name} has tensors of unexpected rank ({e})"
+        ) from None
+    ours = net.state_dict()
+    mapped = {}
+    for name, our_name in original_names(obj).items():
+        if our_name is None:
+            continue
+        got = tuple(state[name].shape)
+        want = tuple(ours[our_name].shape) if our_name in ours else None
+        if want != got:
+            raise OfficialCheckpointError(
+                f"tensor {name} has shape {got} in the checkpoint, but the {kind} it describes "
+                + (f"needs {want}" if want else "has no such tensor")
+                + "; the file is damaged or an unsupported variant"
+            )
+        mapped[our_name] = state[name]
+    missing = sorted(set(ours) - set(mapped))
+    if missing:
+        raise OfficialCheckpointError(
+            f"the checkpoint's {kind} lacks tensors this architecture needs, e.g. {missing[0]}"
+        )
+    net.load_state_dict(mapped)
+    return net.eval().requires_grad_(False)

@@ -280,11 +280,13 @@ def test_cli_lres_video_and_frames(ckpt, tmp_path):
 
 
 def test_cli_sres_grid_and_separate_files(ckpt, tmp_path, monkeypatch):
-    real = gen_cli.load_network
+    real = networks.load
     monkeypatch.setattr(
-        gen_cli,
-        "load_network",
-        lambda p, kind, d: StandInSres() if kind == "sres_generator" else real(p, kind, d),
+        networks,
+        "load",
+        lambda p, kind, device: (
+            StandInSres() if kind == "sres_generator" else real(p, kind=kind, device=device)
+        ),
     )
     out = tmp_path / "hr.mp4"
     r = run(
@@ -310,9 +312,11 @@ def test_cli_sres_grid_and_separate_files(ckpt, tmp_path, monkeypatch):
     )
     bad = StandInSres(StandInConfig(lr_height=18, lr_width=32))
     monkeypatch.setattr(
-        gen_cli,
-        "load_network",
-        lambda p, kind, d: bad if kind == "sres_generator" else real(p, kind, d),
+        networks,
+        "load",
+        lambda p, kind, device: (
+            bad if kind == "sres_generator" else real(p, kind=kind, device=device)
+        ),
     )
     r = run("--lres", ckpt, "--sres", "x", "--out", tmp_path / "m.mp4")
     assert (

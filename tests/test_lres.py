@@ -220,9 +220,7 @@ class _Exploit:
 def test_importer_refuses_code(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"G_ema": _Exploit()}))
-    with pytest.raises(
-        OfficialCheckpointError, match=r"refusing to load global (posix|os)\.system"
-    ):
+    with pytest.raises(OfficialCheckpointError, match=r"refers to (posix|os)\.system"):
         load_official(path)
     path.write_bytes(pickle.dumps(print))
     with pytest.raises(OfficialCheckpointError, match="builtins.print"):
@@ -230,7 +228,7 @@ def test_importer_refuses_code(tmp_path):
     result = CliRunner().invoke(
         convert_main, ["official", str(path), str(tmp_path / "out.safetensors")]
     )
-    assert result.exit_code != 0 and "refusing" in result.output
+    assert result.exit_code != 0 and "not an original LongVideoGAN checkpoint" in result.output
     assert not (tmp_path / "out.safetensors").exists()
     (tmp_path / "cut.pkl").write_bytes((FIXTURES / "official_mapping_tiny.pkl").read_bytes()[:1000])
     with pytest.raises(OfficialCheckpointError, match="complete"):

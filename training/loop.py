@@ -251,7 +251,7 @@ def train(
                 continue
             if rank == 0 and (tick % cfg.snapshot_ticks == 0 or done):
                 snapshot = outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors"
-                networks.save(gan.snapshot(), snapshot, metadata={"step": str(step)})
+                networks.save(gan.snapshot(), snapshot, metadata={"step": str(step)}, role="G_ema")
                 _compute_metrics(cfg, snapshot, step, device, echo)
             if tick % cfg.sample_ticks == 0 or done:
                 _write_samples(gan, sample_noise, log, outdir, cfg, step, rank)
@@ -297,6 +297,7 @@ def _save_training_state(
             "step": step,
             "data_position": position,
             "modules": {k: m.state_dict() for k, m in gan.modules().items()},
+            "networks": {k: networks.network_record(m) for k, m in gan.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in gan.optimizers().items()},
             "extra": gan.extra_state(),
             "rng": rngs,
