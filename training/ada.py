@@ -208,7 +208,7 @@ class AugmentPipe:
             C = C.to(video)
             flat = video.reshape(n, ch, t * h * w)
             video = (C[:, :3, :3] @ flat + C[:, :3, 3:]).reshape(n, ch, t, h, w)
-        if self.cfg.noise:
+        if self.cfg.noise:  # a no-op at p = 0 (nothing enabled), though it still draws numbers
             on = self._enabled(self.cfg.noise, n, gen)
             sigma = torch.where(
                 on, torch.randn(n, generator=gen, dtype=torch.float64).abs() * self.cfg.noise_std, 0
@@ -259,7 +259,10 @@ class AdaController:
         self.count += real_logits.numel()
 
     def update(self, step: int) -> float | None:
-        """Returns the sign statistic when p was updated at this step."""
+        """Call after the D step of `step` (0-based). p moves by speed * interval toward the
+        target after the D steps of steps 0, k, 2k, ... (k = interval, `step % k == 0`), from the
+        real logits accumulated since the previous update; returns the sign statistic then,
+        None otherwise."""
         if step % self.interval or self.count == 0:
             return None
         stats = torch.stack([self.sum, torch.tensor(float(self.count), dtype=torch.float64)])

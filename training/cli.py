@@ -115,6 +115,11 @@ SRES_OPTIONS = [
         type=float,
         help="Probability that the D sees the low-res conditioning of a clip (paper: 0.1).",
     ),
+    click.option(
+        "--in-augment-p",
+        type=float,
+        help="Probability multiplier of the low-res in-augmentation (paper: 0.5; 0 = off).",
+    ),
 ]
 
 

@@ -42,6 +42,8 @@ class TrainConfig:
     time_stretch: float = 1.0
     # Super-resolution stage (spec §6.3-6.5).
     lr_cond_prob: float = 0.1
+    # Probability multiplier of the SR stage's fixed LR in-augmentation; 0 turns it off (paper 0.5).
+    in_augment_p: float = 0.5
     ada_target: float = 0.6
     ada_interval: int = 4
     ada_speed: float = 0.000125  # change of p per step (applied every ada_interval steps)
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")
         if not 0 <= self.lr_cond_prob <= 1:
             raise ValueError(f"lr_cond_prob must be in [0, 1], got {self.lr_cond_prob}")
+        if not 0 <= self.in_augment_p <= 1:
+            raise ValueError(f"in_augment_p must be in [0, 1], got {self.in_augment_p}")
         for name in (
             "batch",
             "grad_accum",

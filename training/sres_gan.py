@@ -23,7 +23,7 @@ class SuperResGAN(GAN):
         super().__init__(cfg, G, D, device, gen)
         self.dataset = dataset  # for the fixed real clips of the sample videos
         self.context = (G.cfg.window - 1) // 2
-        self.in_augment = AugmentPipe(IN_AUGMENT, p=0.5)
+        self.in_augment = AugmentPipe(IN_AUGMENT, p=cfg.in_augment_p)
         self.ada = AdaController(
             AugmentPipe(BGC, p=0.0), cfg.ada_target, cfg.ada_interval, cfg.ada_speed, cfg.ada_max_p
         )
@@ -64,16 +64,21 @@ class SuperResGAN(GAN):
     def update_D(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
+        # The whole batch's fakes at once, before the chunk loop (as the low-res stage does): the
+        # generator's magnitude EMAs and w_avg move here only, once per step, from the statistics
+        # of the full batch, whatever grad_accum is.
+        lr_fake = self.in_augment(lr, self.gen)
+        with torch.no_grad():
+            fake = self.generate(lr_fake, self.cfg.magnitude_ema_beta)
+        # The same LR clips, in-augmented independently for the real path.
+        lr_real = self.in_augment(lr, self.gen)
         stats = []
-        for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
-            # The same LR clip, in-augmented independently for the fake and the real path.
-            lr_fake = self.in_augment(lr_i, self.gen)
-            with torch.no_grad():
-                fake = self.generate(lr_fake, self.cfg.magnitude_ema_beta)
-            fake_logits = self.run_D(self.centre(lr_fake), fake)
+        for fake_i, lr_fake_i, lr_real_i, hr_i in zip(
+            *(x.split(self.chunk) for x in (fake, lr_fake, lr_real, hr))
+        ):
+            fake_logits = self.run_D(self.centre(lr_fake_i), fake_i)
             F.softplus(fake_logits).mean().backward()
-            lr_real = self.in_augment(lr_i, self.gen)
-            real_logits = self.run_D(self.centre(lr_real), self.centre(hr_i))
+            real_logits = self.run_D(self.centre(lr_real_i), self.centre(hr_i))
             F.softplus(-real_logits).mean().backward()
             self.ada.accumulate(real_logits)
             stats.append(d_stats(fake_logits, real_logits))
@@ -95,7 +100,7 @@ class SuperResGAN(GAN):
         stats.update(self.update_D(*next(data)))
         if step % self.cfg.r1_interval == 0:
             stats.update(self.update_r1(*next(data)))
-        signs = self.ada.update(step + 1)
+        signs = self.ada.update(step)  # after the D steps of steps 0, k, 2k, ...
         if signs is not None:
             stats["progress/ada_sign"] = signs
         stats["progress/G_ema_beta"] = self.update_ema(step)
