@@ -17,6 +17,9 @@ Examples:
   lvg-train lres --data data/synth --outdir runs/lres-tiny --preset tiny
   lvg-train sres --data data/synth --outdir runs/sres-tiny --preset tiny
 \b
+  # Fine-tune the original horseback model on your footage (D starts fresh):
+  lvg-train lres --data data/mine --outdir runs/lres-mine --preset paper --init horseback_lres.pkl
+\b
   # The paper's recipe on 8 GPUs (resume: run the same command again):
   torchrun --standalone --nproc_per_node 8 $(which lvg-train) lres --data data/horseback --outdir runs/lres
 \b
@@ -88,6 +91,12 @@ def common_options(fn):
             "--resume",
             type=click.Path(exists=True, path_type=Path),
             help="Resume from this state instead of the newest in --outdir.",
+        ),
+        click.option(
+            "--init",
+            type=click.Path(path_type=Path),
+            help="Fine-tune: start from the networks in this file (an original G_ema or "
+            "training pickle, a snapshot or a training state); optimisers start fresh.",
         ),
     ]
     for option in reversed(options):

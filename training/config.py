@@ -19,6 +19,7 @@ class TrainConfig:
     preset: str = "paper"  # the network preset (networks.presets)
     data: str = ""
     outdir: str = ""
+    init: str = ""  # fine-tune from the networks in this file (docs/fine-tuning.md); "" = fresh
 
     # Optimisation (spec §6.1, §6.3, §13.9).
     batch: int = 64  # total over all processes and accumulation rounds

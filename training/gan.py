@@ -4,13 +4,16 @@ averaging, accumulation scaling, sanitising), the G_ema update, autocast, and st
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import networks
 from torch_utils import distributed
 from training.config import TrainConfig
 
@@ -113,3 +116,50 @@ class GAN:
 
     def snapshot(self) -> nn.Module:
         return self.G_ema
+
+    def init_from(self, path: str | Path) -> list[str]:
+        """Start from the networks in `path` (`lvg-train --init`, docs/fine-tuning.md): G from the
+        file's G (else its G_ema), G_ema from its G_ema (else its G), D from its D if it has one
+        (else D stays freshly initialised). Each network's config must equal this run's.
+        Returns one line per network for the log."""
+        ckpt = networks.open_checkpoint(path)
+        sources = {
+            "G": self._pick(ckpt, self.G, ("G", "G_ema")),
+            "G_ema": self._pick(ckpt, self.G, ("G_ema", "G")),
+            "D": self._pick(ckpt, self.D, ("D",)),
+        }
+        if sources["G"] is None:
+            held = ", ".join(f"{r} ({k})" for r, k in ckpt.kinds.items())
+            raise ValueError(f"--init {path} holds {held}, but this stage trains a {self.G.kind}")
+        loaded, lines = {}, []
+        for name, role in sources.items():
+            target = self.modules()[name]
+            if role is None:
+                lines.append(f"{name}: freshly initialised ({path} has no {target.kind})")
+                continue
+            if role not in loaded:
+                loaded[role] = ckpt.network(role)
+            _check_same_config(loaded[role], target, f"--init {path} ({role})")
+            with torch.no_grad():
+                target.load_state_dict(loaded[role].state_dict())
+            lines.append(f"{name}: from {ckpt.format} {path} ({role})")
+        for key, value in ckpt.info.items():
+            if key == "augment_p":
+                lines.append(f"the file's ADA probability was {value:.4g}; ADA adapts anew from 0")
+        return lines
+
+    @staticmethod
+    def _pick(ckpt, target: nn.Module, roles: tuple[str, ...]) -> str | None:
+        return next((r for r in roles if ckpt.kinds.get(r) == target.kind), None)
+
+
+def _check_same_config(loaded: nn.Module, target: nn.Module, what: str) -> None:
+    """ValueError naming the first config field in which `loaded` differs from `target`."""
+    for field in dataclasses.fields(target.cfg):
+        ours, theirs = getattr(target.cfg, field.name), getattr(loaded.cfg, field.name)
+        if ours != theirs:
+            raise ValueError(
+                f"{what}: its {loaded.kind} has {field.name}={theirs!r}, but this run builds "
+                f"{field.name}={ours!r}; choose the preset the model was trained with "
+                "(e.g. --preset paper for the original models)"
+            )

@@ -204,6 +204,11 @@ def train(
             )
         if rank == 0:
             echo(f"resuming from {state_file} at step {step}")
+            if cfg.init:
+                echo(f"note: --init {cfg.init} only starts a run; this one resumes")
+    elif cfg.init:
+        for line in gan.init_from(cfg.init):  # fine-tuning: weights only, optimisers fresh
+            echo(f"init: {line}")
     if step >= cfg.total_steps:
         echo(f"already trained for {step} steps (total_steps {cfg.total_steps}); nothing to do")
         return _latest_snapshot(outdir)
