@@ -216,9 +216,9 @@ class Checkpoint:
 
 
 def open_checkpoint(path: str | Path, res: tuple[int, int] | None = None) -> Checkpoint:
-    """Read the file's table of networks (the format is told by its first bytes, or a .pkl
-    suffix for pickles of protocol 0 and 1). `res`
-    (height, width) is used only for original pickles that do not record their size."""
+    """Read the file's table of networks. The format is told by its first bytes (or a .pkl
+    suffix, for pickles of protocol 0 and 1). `res` (height, width) is used only for original
+    pickles that do not record their frame size."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint: {path}")
@@ -257,11 +257,10 @@ def _open_original(path: Path, res: tuple[int, int] | None) -> Checkpoint:
         raise CheckpointError(str(e)) from None
     nets = find_networks(data)
     if not nets:
-        found = (
-            f"a dict with keys {sorted(map(str, data))[:8]}"
-            if isinstance(data, dict)
-            else (f"a {type(data).__name__}")
-        )
+        if isinstance(data, dict):
+            found = f"a dict with keys {sorted(map(str, data))[:8]}"
+        else:
+            found = f"a {type(data).__name__}"
         raise CheckpointError(
             f"{path} holds no LongVideoGAN network ({found}); give a G_ema or training pickle"
         )
@@ -296,8 +295,8 @@ def _open_training_state(path: Path) -> Checkpoint:
     records = state.get("networks") if isinstance(state, dict) else None
     if not isinstance(records, dict) or not isinstance(state.get("modules"), dict):
         raise CheckpointError(
-            f"{path} is not a training state that names its networks (written before "
-            "version 0.2?); load one of the run's snapshots instead"
+            f"{path} is not a training state that names its networks (older lvg-train "
+            "versions did not); load one of the run's snapshots instead"
         )
     registry = _registry()
 
