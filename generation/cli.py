@@ -1,4 +1,4 @@
-"""`lvg-generate`: write videos of any length from trained generators (spec §8.4, streamed)."""
+"""`lvg-generate`: write videos of any length from trained generators (docs/generation.md)."""
 
 from __future__ import annotations
 
@@ -371,7 +371,7 @@ def main(
         check_compatible(G, S)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    h, w = G.cfg.height, G.cfg.width
+    h, w = G.size
     lres_scale = 1 if lres_native else display_factor(h, w)
     if lres_native and (h % 2 or w % 2) and (S is None or save_lres):
         raise click.ClickException(

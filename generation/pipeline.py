@@ -1,5 +1,5 @@
 """Streaming video generation: noise stream -> low-res chunks -> super-resolution segments ->
-frames (spec §2.10, §4.4, §8.4).
+frames (docs/generation.md#streaming-pipeline).
 
 The original computes the whole low-res video in one call (memory grows with the length) and
 only segments the super-resolution. Here both stages stream:
@@ -7,9 +7,10 @@ only segments the super-resolution. Here both stages stream:
 * The low-res generator runs on 32-aligned chunks of `batch_frames` frames. A chunk starting at
   frame c with T frames reads the embedding at positions c - 256 .. c + T + 255 (see
   `generation.timeline`), and its output frames are exactly frames c .. c + T - 1 of the
-  infinite video, whatever the chunk size (exact 32-frame shift equivariance, §2.10).
+  infinite video, whatever the chunk size (exact 32-frame shift equivariance).
 * The super-resolution network is frame-wise with a 4-frame low-res context on each side
-  (§4.1): low-res frames are buffered, and every `sres_batch` frames go through it once.
+  (docs/networks.md#conditioning): low-res frames are buffered, and every `sres_batch`
+  frames go through it once.
 
 Peak memory therefore depends on `batch_frames` and `sres_batch`, not on the video's length,
 and any range of frames (frame 10,000,000, or negative ones) can be produced directly.
@@ -18,7 +19,6 @@ and any range of frames (frame 10,000,000, or negative ones) can be produced dir
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
+from networks.contract import SuperResolution
 from networks.lres_generator import LowResGenerator
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -40,32 +41,11 @@ DEFAULT_SRES_BATCH = 8
 # Networks
 
 
-@dataclass(frozen=True)
-class SresSizes:
-    """What the pipeline needs to know of a super-resolution network (spec §4)."""
-
-    lr_size: tuple[int, int]
-    hr_size: tuple[int, int]
-    context: int  # low-res frames needed on each side of an output frame
-    z_dim: int
-
-
-def sres_sizes(sres: nn.Module) -> SresSizes:
-    cfg = sres.cfg
-    return SresSizes(
-        (cfg.lr_height, cfg.lr_width),
-        (cfg.hr_height, cfg.hr_width),
-        getattr(cfg, "temporal_context", 4),
-        getattr(cfg, "z_dim", 512),
-    )
-
-
-def check_compatible(lres: LowResGenerator, sres: nn.Module | None) -> None:
+def check_compatible(lres: LowResGenerator, sres: SuperResolution | None) -> None:
     """ValueError unless `sres` takes the frames `lres` makes."""
     if sres is None:
         return
-    made = (lres.cfg.height, lres.cfg.width)
-    wanted = sres_sizes(sres).lr_size
+    made, wanted = lres.size, sres.lr_size
     if made != wanted:
         raise ValueError(
             f"the super-resolution network expects {wanted[0]}x{wanted[1]} low-res frames, but the "
@@ -80,7 +60,7 @@ def _device(net: nn.Module) -> torch.device:
 
 
 def _autocast(device: torch.device, precision: str):
-    if precision in ("auto", "float32"):  # the low-res generator runs in float32 (spec §2)
+    if precision in ("auto", "float32"):  # the low-res generator runs in float32
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, precision))
 
@@ -116,9 +96,8 @@ def lres_segments(
 ) -> Iterator[Segment]:
     """Low-res frames `start .. stop - 1` of each timeline, in 32-aligned chunks of
     `batch_frames` (rounded up to a multiple of 32) frames."""
-    cfg = lres.cfg
-    tf = cfg.time_factor
-    lead = cfg.temporal_padding * tf  # embedding positions before / after a chunk's frames
+    tf = lres.shift_period
+    lead = lres.embedding_lead  # embedding positions before / after a chunk's frames
     chunk = max(tf, -(-batch_frames // tf) * tf)
     device = _device(lres)
     embeddings = [TimelineEmbedding(t, lres.noise_bank, lead) for t in timelines]
@@ -136,31 +115,28 @@ def lres_segments(
 
 
 def _sres_call(
-    sres: nn.Module,
+    sres: SuperResolution,
     clip: torch.Tensor,
     z: torch.Tensor,
     precision: str,
 ) -> torch.Tensor:
     """clip `[n, 3, k + 2 ctx, h, w]`, per-frame latents z `[n, k, z_dim]` -> `[n, 3, k, H, W]`."""
     device = _device(sres)
-    kwargs = {}
-    if "precision" in inspect.signature(sres.forward).parameters:
-        kwargs["precision"] = precision
     n, k = z.shape[:2]
     with torch.no_grad():
         if torch.equal(z, z[:, :1].expand_as(z)):  # one latent per video: one plain call
-            out = sres(clip.to(device), z=z[:, 0].to(device), **kwargs)
+            out = sres(clip.to(device), z=z[:, 0].to(device), precision=precision)
             return out.float().cpu()
         # Latents change from frame to frame (a transition): one 2 ctx + 1 window per frame.
         win = clip.shape[2] - k + 1
         windows = clip.unfold(2, win, 1).permute(0, 2, 1, 5, 3, 4)  # [n, k, 3, win, h, w]
         windows = windows.reshape(n * k, *windows.shape[2:])
-        out = sres(windows.to(device), z=z.reshape(n * k, -1).to(device), **kwargs)
+        out = sres(windows.to(device), z=z.reshape(n * k, -1).to(device), precision=precision)
         return out.float().cpu().reshape(n, k, *out.shape[1:]).squeeze(3).transpose(1, 2)
 
 
 def sres_segments(
-    sres: nn.Module,
+    sres: SuperResolution,
     lr: Iterator[Segment],
     timelines: Sequence[Timeline],
     start: int,
@@ -169,9 +145,9 @@ def sres_segments(
     precision: str = "auto",
 ) -> Iterator[Segment]:
     """Super-resolve frames `start .. stop - 1` from low-res segments covering
-    `start - ctx .. stop + ctx - 1`, `sres_batch` frames per network call (spec §4.1, §4.4)."""
-    sizes = sres_sizes(sres)
-    ctx = sizes.context
+    `start - ctx .. stop + ctx - 1`, `sres_batch` frames per network call
+    (docs/networks.md#per-video-latent)."""
+    ctx = sres.context
     buf: torch.Tensor | None = None
     nxt = start  # next output frame; buf holds low-res frames nxt - ctx ...
     for seg in lr:
@@ -185,7 +161,7 @@ def sres_segments(
             if k < 1 or (k < sres_batch and k < stop - nxt and not last):
                 break
             frames = torch.arange(nxt, nxt + k)
-            z = torch.stack([t.sres_latents(frames, sizes.z_dim) for t in timelines])
+            z = torch.stack([t.sres_latents(frames, sres.z_dim) for t in timelines])
             out = _sres_call(sres, buf[:, :, : k + 2 * ctx], z, precision)
             yield Segment(nxt, out, buf[:, :, ctx : ctx + k])
             buf, nxt = buf[:, :, k:], nxt + k
@@ -193,7 +169,7 @@ def sres_segments(
 
 def generate_segments(
     lres: LowResGenerator,
-    sres: nn.Module | None,
+    sres: SuperResolution | None,
     timelines: Sequence[Timeline],
     start: int,
     stop: int,
@@ -205,7 +181,7 @@ def generate_segments(
     if sres is None:
         yield from lres_segments(lres, timelines, start, stop, batch_frames, precision)
         return
-    ctx = sres_sizes(sres).context
+    ctx = sres.context
     lr = lres_segments(lres, timelines, start - ctx, stop + ctx, batch_frames, precision)
     yield from sres_segments(sres, lr, timelines, start, stop, sres_batch, precision)
 
@@ -216,14 +192,14 @@ def generate_segments(
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """`[..., 3, H, W]` in [-1, 1] -> `[..., H, W, 3]` uint8 as the original writes videos
-    (spec §8.3): clamp(x * 127.5 + 128, 0, 255), truncated."""
+    (docs/generation.md#writing-frames): clamp(x * 127.5 + 128, 0, 255), truncated."""
     x = (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return x.movedim(-3, -1).numpy()
 
 
 def display_factor(height: int, width: int, multiple: int = 16) -> int:
     """The smallest integer upscale after which both edges are multiples of `multiple`
-    (spec §8.3: 36x64 -> x4 = 144x256)."""
+    (docs/generation.md#writing-frames: 36x64 -> x4 = 144x256)."""
     a, b = multiple // math.gcd(height, multiple), multiple // math.gcd(width, multiple)
     return a * b // math.gcd(a, b)
 
@@ -236,7 +212,7 @@ def nearest_upscale(frames: np.ndarray, factor: int) -> np.ndarray:
 
 
 def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, columns): rows = the largest divisor of n that is <= sqrt(n) (spec §8.3)."""
+    """(rows, columns): rows = the largest divisor of n that is <= sqrt(n) (docs/generation.md)."""
     rows = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
     return rows, n // rows
 
@@ -277,7 +253,7 @@ def make_timelines(
 
 def generate_video(
     lres: LowResGenerator,
-    sres: nn.Module | None = None,
+    sres: SuperResolution | None = None,
     seed: int | Sequence[int] = 0,
     num_frames: int = 301,
     *,
@@ -311,7 +287,7 @@ def generate_video(
     if num_frames < 1 or batch_frames < 1 or sres_batch < 1:
         raise ValueError("num_frames, batch_frames and sres_batch must be positive")
     check_compatible(lres, sres)
-    timelines = make_timelines(seed, loop, transition, lres.cfg.time_factor)
+    timelines = make_timelines(seed, loop, transition, lres.shift_period)
     stop = start_frame + num_frames
     segments = generate_segments(
         lres, sres, timelines, start_frame, stop, batch_frames, sres_batch, precision

@@ -4,14 +4,15 @@ Names (N clips or videos, F frames):
 
 | name | what | result keys |
 | --- | --- | --- |
-| `fvd{N}_{F}f`, e.g. fvd2048_16f, fvd2048_128f | FVD (spec §9.2) | the name |
+| `fvd{N}_{F}f`, e.g. fvd2048_16f, fvd2048_128f | FVD (docs/metrics.md#fvd) | the name |
 | `fvd{N}_{F}f_subsample{S}f`, e.g. fvd2048_128f_subsample8f | FVD on every S-th frame | the name |
-| `colorsim{N}_{F}f`, e.g. colorsim1000_128f | colour similarity vs separation 0..F (§8.6) | the name: mean abs gap of the curves |
+| `colorsim{N}_{F}f`, e.g. colorsim1000_128f | colour similarity vs separation 0..F | the name: mean abs gap of the curves |
 | `lpips_curve{N}_{F}f[_vgg]` | LPIPS(frame 0, frame k), k = 0..F | the name: mean abs gap; `_fake_last`, `_real_last` |
 | `lpips_flicker{N}_{F}f[_vgg]` | LPIPS between consecutive frames of F-frame clips | the name (generated), `_real` |
 
-With `num_runs > 1` every key k becomes `k_run01`, ..., `k_mean`, `k_std` (spec §8.5). Curves
-go to `MetricResult.details` (and a PNG per curve metric when `outdir` is set).
+With `num_runs > 1` every key k becomes `k_run01`, ..., `k_mean`, `k_std`
+(docs/metrics.md#results-files). Curves go to `MetricResult.details` (and a PNG per curve
+metric when `outdir` is set).
 
     ctx = MetricContext(data="~/data/synth", resolution=(36, 64), sampler=lres_sampler(G))
     result = compute("fvd2048_128f", ctx)       # -> MetricResult; result.results["fvd2048_128f"]
@@ -146,7 +147,7 @@ def append_jsonl(path: str | os.PathLike, result: MetricResult) -> None:
 
 
 def summarise_runs(runs: list[dict[str, float]]) -> dict[str, float]:
-    """One run: its keys. Several: `k_run01`, ..., `k_mean`, `k_std` (spec §8.5)."""
+    """One run: its keys. Several: `k_run01`, ..., `k_mean`, `k_std`."""
     if len(runs) == 1:
         return runs[0]
     out: dict[str, float] = {}
@@ -245,7 +246,7 @@ def _curve_metric(
 def _colorsim(name: str, match: re.Match, ctx: MetricContext) -> MetricResult:
     num, separation = int(match[1]), int(match[2])
     what = {
-        "quantity": "joint RGB histogram intersection with frame 0 / pixels (spec §8.6)",
+        "quantity": "joint RGB histogram intersection with frame 0 / pixels",
         "bins_per_channel": color_similarity.BINS,
         "binning": "floor(v*20/256) of uint8 clamp(x*127.5+128) truncated",
         "summary": "mean |generated mean − real mean| over separations 0..F",
@@ -363,15 +364,6 @@ def compute(name: str, ctx: MetricContext) -> MetricResult:
 # Building a context from paths (the CLI's inputs)
 
 
-def _sres_sizes(S) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    """(HR, LR) sizes of a super-resolution network, from its config when it has them."""
-    cfg = getattr(S, "cfg", None)
-    sizes = [getattr(cfg, f"{p}_{a}", None) for p in ("hr", "lr") for a in ("height", "width")]
-    hr = tuple(sizes[:2]) if None not in sizes[:2] else None
-    lr = tuple(sizes[2:]) if None not in sizes[2:] else None
-    return hr, lr
-
-
 def context_from_paths(
     data: str | os.PathLike,
     lres: str | os.PathLike | None = None,
@@ -415,18 +407,17 @@ def context_from_paths(
         generated = {"kind": "videos", "path": str(videos)}
     elif sres is None:
         G = networks.load(lres, kind="lres_generator", device=device)
-        res = parse_resolution(resolution) if resolution else (G.cfg.height, G.cfg.width)
+        res = parse_resolution(resolution) if resolution else G.size
         sampler, generated = lres_sampler(G), {"kind": "lres", "lres_path": str(lres)}
     else:
         S = networks.load(sres, kind="sres_generator", device=device)
-        hr_size, lr_size = _sres_sizes(S)
-        res = parse_resolution(resolution) if resolution else hr_size or res
+        res = parse_resolution(resolution) if resolution else S.hr_size
         if lres is not None:
             G = networks.load(lres, kind="lres_generator", device=device)
             sampler = chain_sampler(G, S)
             generated = {"kind": "chain", "lres_path": str(lres), "sres_path": str(sres)}
         else:
-            lr_res = parse_resolution(lr_resolution) if lr_resolution else lr_size or present[0]
+            lr_res = parse_resolution(lr_resolution) if lr_resolution else S.lr_size
             pairs = VideoDatasetTwoRes(data, lr_res, res, seq_length=1)
             sampler = sres_sampler(S, pairs, seed=options.get("seed", 0) + 1)
             generated = {"kind": "sres", "sres_path": str(sres), "lr_resolution": list(lr_res)}

@@ -1,4 +1,5 @@
-"""Where metric clips come from: real videos (datasets, mp4 folders) and generators (spec §9.2).
+"""Where metric clips come from: real videos (datasets, mp4 folders) and generators
+(docs/metrics.md#what-is-evaluated).
 
 Every source hands out float clips `[n, 3, T, H, W]` in [−1, 1].
 
@@ -7,20 +8,21 @@ Every source hands out float clips `[n, 3, T, H, W]` in [−1, 1].
   another. `sample_real_clips` draws clips as the original metrics do: videos in a shuffled order,
   epoch after epoch (so short datasets are sampled repeatedly), a uniform random start, no flips.
 * Generators: a `ClipSampler` is any callable `(batch, num_frames, generator) -> clips`. The
-  factories below wrap the networks: `lres_sampler` (the low-res generator alone, 32 extra frames
-  and a random offset in [0, 32)), `sres_sampler` (the super-resolution network on real low-res
-  clips), `chain_sampler` (low-res generator, then super-resolution), and `video_sampler` (clips
-  of another folder, to compare two sets of videos).
+  factories below wrap the networks: `lres_sampler` (the low-res generator alone, a random
+  offset in [0, shift_period): `LowResGenerator.random_clips`), `sres_sampler` (the
+  super-resolution network on real low-res clips), `chain_sampler` (low-res generator, then
+  super-resolution), and `video_sampler` (clips of another folder, to compare two sets of videos).
 
-A super-resolution network is called as `S(lr, z=z)` with `lr [n, 3, T + 8, h, w]` and
-`z [n, z_dim]` (`S.z_dim`, default 512) and returns `[n, 3, T, H, W]`.
+A super-resolution network is a `networks.contract.SuperResolution`: its `context` says how many
+low-res frames it needs on each side of an output frame (4 in the paper: T + 8 frames for T), its
+`z_dim` the width of the one latent drawn per video, and its `segments` runs a long clip.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -30,10 +32,8 @@ import torch
 
 from datasets.shards import VideoDataset, VideoDatasetTwoRes, list_resolutions, parse_resolution
 from datasets.video_io import VIDEO_EXTENSIONS, list_files, read_video
-
-SR_CONTEXT = 4  # LR frames of context on each side of an SR output frame (spec §4.1)
-LRES_MARGIN = 32  # extra LR frames generated for the random time offset (spec §11.7)
-SR_SEGMENT = 16  # SR output frames per call (spec §8.4)
+from networks.contract import DEFAULT_SEGMENT, SuperResolution
+from networks.lres_generator import LowResGenerator
 
 
 class VideoSource(Protocol):
@@ -157,78 +157,57 @@ def sample_real_clips(
 # Generators
 
 
-def _device_of(net: torch.nn.Module) -> torch.device:
-    tensor = next(iter(net.parameters()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-def random_crops(video: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
-    """A window of `length` frames per sample at a random offset in [0, margin), where `margin`
-    = frames beyond `length` (32 in the metrics: offsets 0..31, as the original, spec §9.2)."""
-    margin = video.shape[2] - length
-    if margin < 1:
-        raise ValueError(f"need more than {length} frames to crop, got {video.shape[2]}")
-    offsets = torch.randint(margin, (video.shape[0],), generator=generator, device=generator.device)
-    return torch.stack([v[:, o : o + length] for v, o in zip(video, offsets.tolist())])
-
-
-def lres_sampler(G: torch.nn.Module) -> ClipSampler:
-    """The low-res generator alone: T + 32 frames, then a random window of T (offset in [0, 32))."""
+def lres_sampler(G: LowResGenerator) -> ClipSampler:
+    """The low-res generator alone: T frames at a random offset in [0, G.shift_period)."""
 
     def sample(batch: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
-        video = G(batch, num_frames + LRES_MARGIN, generator=generator)
-        return random_crops(video, num_frames, generator)
+        return G.random_clips(batch, num_frames, generator=generator)
 
     return sample
 
 
 def run_sres(
-    S: Callable, lr: torch.Tensor, z: torch.Tensor, segment: int = SR_SEGMENT
+    S: SuperResolution, lr: torch.Tensor, z: torch.Tensor, segment: int = DEFAULT_SEGMENT
 ) -> torch.Tensor:
-    """`S` over `lr [n, 3, T + 8, h, w]` in segments of `segment` output frames, one z per video."""
-    num_frames = lr.shape[2] - 2 * SR_CONTEXT
-    if num_frames < 1:
-        raise ValueError(f"super-resolution needs more than {2 * SR_CONTEXT} LR frames")
-    outs = []
-    for start in range(0, num_frames, segment):
-        length = min(segment, num_frames - start)
-        outs.append(S(lr[:, :, start : start + length + 2 * SR_CONTEXT], z=z))
-    return torch.cat(outs, dim=2)
+    """`S` over `lr [n, 3, T + 2 S.context, h, w]`, `segment` output frames per call, one z per
+    video (`S.segments`, joined)."""
+    return torch.cat(list(S.segments(lr, z=z, segment_length=segment)), dim=2)
 
 
-def _z(S, batch: int, generator: torch.Generator) -> torch.Tensor:
-    z_dim = getattr(S, "z_dim", None) or getattr(getattr(S, "cfg", None), "z_dim", None) or 512
-    return torch.randn(batch, z_dim, generator=generator, device=generator.device)
+def _latents(S: SuperResolution, batch: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(batch, S.z_dim, generator=generator, device=generator.device)
 
 
-def chain_sampler(G: torch.nn.Module, S: Callable, segment: int = SR_SEGMENT) -> ClipSampler:
-    """The whole chain (spec §9.2): LR G makes T + 8 + 32 frames, a random window of T + 8 goes
-    through SR."""
+def chain_sampler(
+    G: LowResGenerator, S: SuperResolution, segment: int = DEFAULT_SEGMENT
+) -> ClipSampler:
+    """The whole chain (docs/metrics.md#what-is-evaluated): G makes T + 2 S.context low-res
+    frames at a random offset in [0, G.shift_period), and S super-resolves them to T frames."""
 
     def sample(batch: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
-        lr = G(batch, num_frames + 2 * SR_CONTEXT + LRES_MARGIN, generator=generator)
-        lr = random_crops(lr, num_frames + 2 * SR_CONTEXT, generator)
-        return run_sres(S, lr, _z(S, batch, generator), segment)
+        lr = G.random_clips(batch, num_frames + 2 * S.context, generator=generator)
+        return run_sres(S, lr, _latents(S, batch, generator), segment)
 
     return sample
 
 
 def sres_sampler(
-    S: Callable,
+    S: SuperResolution,
     dataset: VideoDatasetTwoRes | VideoDataset,
     seed: int = 1,
-    segment: int = SR_SEGMENT,
+    segment: int = DEFAULT_SEGMENT,
 ) -> ClipSampler:
-    """The SR network on real LR clips of T + 8 frames from `dataset` (spec §6.3, §9.2)."""
+    """The SR network on real LR clips of T + 2 context frames of `dataset`, as in
+    training (docs/training.md#sr-step)."""
     streams: dict[int, Iterator[torch.Tensor]] = {}
 
     def sample(batch: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
         if num_frames not in streams:
             streams[num_frames] = sample_real_clips(
-                _LowRes(dataset), num_frames + 2 * SR_CONTEXT, 1, seed
+                _LowRes(dataset), num_frames + 2 * S.context, 1, seed
             )
         lr = torch.stack([next(streams[num_frames]) for _ in range(batch)]).to(generator.device)
-        return run_sres(S, lr, _z(S, batch, generator), segment)
+        return run_sres(S, lr, _latents(S, batch, generator), segment)
 
     return sample
 

@@ -1,16 +1,16 @@
-"""The low-resolution video generator (spec §2).
+"""The low-resolution video generator (docs/networks.md#low-res-generator).
 
     noise [n, 8, L_in*32 + 4999]
       -> TemporalNoiseBank (128 Kaiser lowpass filters)      -> embedding [n, 1024, L_in*32]
       -> MappingNetwork (per frame)                          -> w [n, L_in*32, 1024]
-      -> per-layer latent sequences (Kaiser x2 down in time, centre crops, §2.4)
+      -> per-layer latent sequences (Kaiser x2 down in time, centre crops)
       -> temporal input (FC of the coarsest w + learned 3x4 constant)
       -> 6 spacetime blocks (3x3x3, five x2 time ups, two x2 space ups)
       -> 4 spatial blocks (1x3x3, two x2 space ups) -> ToRGB -> x 0.25  -> video [n, 3, T, H, W]
 
 It is fully convolutional in time with 8-frame margins per layer, so it is exactly
-shift-equivariant for shifts of 32 frames (§2.10): that is what makes chunked, seekable
-generation of unbounded videos possible.
+shift-equivariant for shifts of 32 frames (docs/networks.md#shift-equivariance): that is what
+makes chunked, seekable generation of unbounded videos possible.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ SQRT_2 = math.sqrt(2)
 
 @dataclass(frozen=True)
 class LowResGeneratorConfig:
-    """Defaults are the paper's (spec §2); see `networks.presets` for small ones."""
+    """Defaults are the paper's (docs/networks.md#low-res-generator); see `networks.presets`
+    for small ones."""
 
     height: int = 36
     width: int = 64
@@ -51,7 +52,7 @@ class LowResGeneratorConfig:
     output_scale: float = 0.25
     conv_clamp: float = 256.0
 
-    # The block schedule of spec §2.5 (fixed by the architecture).
+    # The block schedule of docs/networks.md#synthesis-blocks (fixed by the architecture).
     temporal_up: tuple[bool, ...] = (True, True, True, True, True, False)
     spatial_up: tuple[bool, ...] = (
         False,
@@ -83,7 +84,7 @@ class LowResGeneratorConfig:
         return 2 ** sum(self.temporal_up)  # 32
 
     def canvases(self) -> list[tuple[int, int]]:
-        """(h, w) after each spatial doubling: ceil(size / 2^k) (spec §2.5's rule, e.g. 3x4, 5x8,
+        """(h, w) after each spatial doubling: ceil(size / 2^k) (e.g. 3x4, 5x8,
         9x16, 18x32, 36x64 for 36x64; 4:3, 1:1 and portrait sizes work the same way)."""
         ups = sum(self.spatial_up)
         return [
@@ -92,7 +93,8 @@ class LowResGeneratorConfig:
         ]
 
     def sequence_lengths(self, num_frames: int) -> list[int]:
-        """Temporal lengths: the input, then each spacetime block's output (spec §2.4)."""
+        """Temporal lengths: the input, then each spacetime block's output
+        (docs/networks.md#latents-and-lengths)."""
         p, ups = self.temporal_padding, sum(self.temporal_up)
         lengths = [math.ceil(num_frames / 2**ups) + 2 * p]
         level = ups
@@ -111,7 +113,7 @@ class LowResGeneratorConfig:
 
 
 def centre_crop(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
-    """Keep `size` samples along `dim`, starting at floor((len - size) / 2) (spec §2.4)."""
+    """Keep `size` samples along `dim`, starting at floor((len - size) / 2)."""
     length = x.shape[dim]
     if size > length:
         raise ValueError(f"cannot crop {length} samples to {size}")
@@ -119,7 +121,8 @@ def centre_crop(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
 
 
 class MagnitudeEMA(nn.Module):
-    """Running mean square of a layer's input; returns the input gain rsqrt(m) (spec §2.9).
+    """Running mean square of a layer's input; returns the input gain rsqrt(m)
+    (docs/networks.md#magnitude-ema).
 
     Updated only when called with beta < 1 (the D step's fake forward in training)."""
 
@@ -135,7 +138,7 @@ class MagnitudeEMA(nn.Module):
 
 
 class MappingNetwork(nn.Module):
-    """Per-frame 2nd-moment normalisation, then FC layers with lrelu at lr_mul 0.01 (§2.3).
+    """Per-frame 2nd-moment normalisation, then FC layers with lrelu at lr_mul 0.01.
     Input and output are `n l c` (channels last)."""
 
     def __init__(self, channels: int, num_layers: int = 2, lr_mul: float = 0.01):
@@ -159,8 +162,9 @@ def modulated_conv3d(
     input_gain: torch.Tensor | float = 1.0,
     demodulate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-frame modulated 3-D convolution (spec §2.7); returns (conv output, demodulation
-    coefficients `[n, co, t]` or None), so callers can fuse the demodulation into what follows.
+    """Per-frame modulated 3-D convolution (docs/networks.md#modulated-3-d-convolution);
+    returns (conv output, demodulation coefficients `[n, co, t]` or None), so callers can fuse
+    the demodulation into what follows.
 
     x `[n, ci, t, h, w]`, weight `[co, ci, kt, kh, kw]`, styles `[n, ci, t]` (one per frame).
     Activations are modulated frame by frame; with demodulation, weight and styles are first
@@ -200,8 +204,9 @@ def lrelu_clamp(x: torch.Tensor, clamp: float) -> torch.Tensor:
 
 
 class ResBlock3d(nn.Module):
-    """A residual block of modulated 3-D convs (spec §2.6). With `temporal_kernel` 1 it is a
-    "spatial" block: every frame is processed on its own (styles still vary per frame)."""
+    """A residual block of modulated 3-D convs (docs/networks.md#residual-block). With
+    `temporal_kernel` 1 it is a "spatial" block: every frame is processed on its own (styles
+    still vary per frame)."""
 
     def __init__(
         self,
@@ -236,9 +241,10 @@ class ResBlock3d(nn.Module):
     ) -> torch.Tensor:
         """x `[n, ci, t, h, w]`, w `[n, t, latent]` at the block's input rate and length.
 
-        Spec §2.6, with the scalar gains folded into neighbouring linear steps (the input gain
-        into the styles and the skip weight; sqrt(0.5) and the lrelu gain sqrt(2) into the
-        demodulation and the upsampling), which saves passes over the activations.
+        As docs/networks.md#residual-block, with the scalar gains folded into neighbouring
+        linear steps (the input gain into the styles and the skip weight; sqrt(0.5) and the lrelu
+        gain sqrt(2) into the demodulation and the upsampling), which saves passes over the
+        activations.
         """
         g0 = self.ema0(x, beta)  # x itself is never rescaled: the gain rides on s0 and the skip
         h, d0 = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), g0)
@@ -264,7 +270,7 @@ class ResBlock3d(nn.Module):
 
 
 class ToRGB(nn.Module):
-    """1x1x1 modulated conv without demodulation, bias, clamp (spec §2.8)."""
+    """1x1x1 modulated conv without demodulation, bias, clamp (docs/networks.md#torgb)."""
 
     def __init__(
         self, in_channels: int, latent_dim: int, out_channels: int = 3, conv_clamp: float = 256.0
@@ -283,10 +289,15 @@ class ToRGB(nn.Module):
 
 
 class LowResGenerator(nn.Module):
-    """Noise -> video, fully convolutional in time (spec §2).
+    """Noise -> video, fully convolutional in time (docs/networks.md#low-res-generator).
 
     `from_noise(noise, T)` is the core call (the caller owns randomness and time offsets);
-    `forward(batch, T, generator=...)` draws the noise itself.
+    `forward(batch, T, generator=...)` draws the noise itself; `random_clips(batch, T, ...)`
+    draws clips at a random time offset, as training and the metrics sample it.
+
+    What callers may rely on: `size` (h, w) of the frames, `shift_period` (the video is exactly
+    equivariant to shifts by multiples of it) and `embedding_lead` (noise-embedding positions a
+    chunk reads before and after its frames).
     """
 
     kind = "lres_generator"
@@ -322,6 +333,25 @@ class LowResGenerator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = ToRGB(c_in, cfg.latent_dim, conv_clamp=cfg.conv_clamp)
 
+    # -- the contract ----------------------------------------------------------------------------
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(h, w) of the output frames."""
+        return (self.cfg.height, self.cfg.width)
+
+    @property
+    def shift_period(self) -> int:
+        """Frames by whose multiples the generator is exactly shift-equivariant (32 in the paper):
+        the time factor of its temporal upsampling."""
+        return self.cfg.time_factor
+
+    @property
+    def embedding_lead(self) -> int:
+        """Noise-embedding positions read before and after the frames of a chunk that starts at
+        a multiple of `shift_period` (temporal_padding x shift_period, 256 in the paper)."""
+        return self.cfg.temporal_padding * self.cfg.time_factor
+
     # -- latents -------------------------------------------------------------------------------
 
     def latents(
@@ -334,7 +364,7 @@ class LowResGenerator(nn.Module):
         return emb, self.latents_from_embedding(emb, num_frames)
 
     def latents_from_embedding(self, emb: torch.Tensor, num_frames: int) -> list[torch.Tensor]:
-        """Embedding `[n, c, L_in*32]` -> the per-layer latent sequences (spec §2.3-2.4): one per
+        """Embedding `[n, c, L_in*32]` -> the per-layer latent sequences (docs/networks.md): one per
         spacetime block (at its input rate and length; the first also drives the temporal
         input), then one per spatial block and ToRGB. Taking the embedding lets callers blend
         embeddings (seamless loops, transitions between seeds)."""
@@ -347,7 +377,7 @@ class LowResGenerator(nn.Module):
         level = w
         for i in reversed(range(cfg.num_temporal_blocks)):
             # Block i reads w at its input rate; every x2 downsample starts from the uncropped
-            # sequence of the finer level (§2.4).
+            # sequence of the finer level (docs/networks.md#latents-and-lengths).
             if i + 1 < cfg.num_temporal_blocks and cfg.temporal_up[i]:
                 level = downsample(level, kaiser, 2, dims=(1,))
             per_block[i] = centre_crop(level, 1, lengths[i])
@@ -395,3 +425,44 @@ class LowResGenerator(nn.Module):
             device=device,
         )
         return self.from_noise(noise, num_frames, magnitude_ema_beta)
+
+    def random_clips(
+        self,
+        batch: int,
+        num_frames: int,
+        generator: torch.Generator | None = None,
+        margin: int | None = None,
+        magnitude_ema_beta: float = 1.0,
+    ) -> torch.Tensor:
+        """`[batch, 3, T, H, W]`: per video, T frames at a random offset in [0, margin) of a
+        video of T + margin frames. Since the generator is equivariant only to shifts by
+        multiples of `shift_period` (the default margin), this samples every phase. The noise,
+        then the offsets, are drawn from `generator` (on its device; the default generator on
+        this network's device when None); margin 0 keeps the first T frames."""
+        margin = self.shift_period if margin is None else margin
+        device = self.spatial_const.device
+        noise = torch.randn(
+            batch,
+            self.cfg.noise.noise_channels,
+            self.cfg.noise_length(num_frames + margin),
+            generator=generator,
+            device=device if generator is None else generator.device,
+        )
+        video = self.from_noise(noise.to(device), num_frames + margin, magnitude_ema_beta)
+        return random_windows(video, num_frames, generator)
+
+
+def random_windows(
+    video: torch.Tensor, length: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A window of `length` frames of each video `[n, c, T, h, w]` at a random offset in
+    [0, T - length) (drawn on the generator's device, the CPU when None); the whole video, and
+    no draw, when T equals `length`."""
+    margin = video.shape[2] - length
+    if margin < 0:
+        raise ValueError(f"cannot take {length} frames of a {video.shape[2]}-frame video")
+    if margin == 0:
+        return video
+    device = "cpu" if generator is None else generator.device
+    offsets = torch.randint(margin, (video.shape[0],), generator=generator, device=device)
+    return torch.stack([v[:, o : o + length] for v, o in zip(video, offsets.tolist())])

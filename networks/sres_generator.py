@@ -1,12 +1,13 @@
-"""The super-resolution video generator (spec §4): StyleGAN3-T conditioned on 9 low-res frames.
+"""The super-resolution video generator (docs/networks.md#sr-generator): StyleGAN3-T conditioned
+on 9 low-res frames.
 
     lr_video [n, 3, T+8, h, w]
       -> replicate-pad to a square + margin (84x84 for 36x64)
       -> Kaiser-resampled to every layer's input rate, fitted to its canvas (replicate borders),
-         9-frame windows stacked as 27 channels (colour-major, then time)       (§4.1, §4.6)
-    z [n, 512] -> 2-layer mapping (lr_mul 0.01) -> w, one per video, shared by all layers (§4.4)
+         9-frame windows stacked as 27 channels (colour-major, then time)
+    z [n, 512] -> 2-layer mapping (lr_mul 0.01) -> w, one per video, shared by all layers
       -> 14 alias-free layers + ToRGB: [features, conditioning] -> magnitude EMA gain ->
-         modulated 3x3 conv -> filtered leaky ReLU (up-FIR, lrelu, clamp, down-FIR)  (§4.2, §4.3)
+         modulated 3x3 conv -> filtered leaky ReLU (up-FIR, lrelu, clamp, down-FIR)
       -> x 0.25                                                         -> video [n, 3, T, H, W]
 
 The network is frame-wise: output frame t depends only on LR frames t .. t+8 and on z, so a long
@@ -17,7 +18,6 @@ call. Frames are batch elements `n*T + t`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
+from networks.contract import SuperResolutionBase
 from networks.lres_generator import MagnitudeEMA, MappingNetwork
 from torch_utils.filtered_lrelu import filtered_lrelu
 from torch_utils.layers import FullyConnected
@@ -40,7 +41,8 @@ PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One synthesis layer of the StyleGAN3 schedule (spec §4.2, §4.6). Sizes are (w, h)."""
+    """One synthesis layer of the StyleGAN3 schedule (docs/networks.md#layer-schedule).
+    Sizes are (w, h)."""
 
     index: int
     name: str
@@ -100,7 +102,8 @@ def _lowpass(numtaps: int, cutoff: float, width: float, fs: float) -> np.ndarray
 
 @dataclass(frozen=True)
 class SuperResGeneratorConfig:
-    """Defaults are the paper's (spec §4); see `networks.presets` for small ones."""
+    """Defaults are the paper's (docs/networks.md#sr-generator); see `networks.presets` for
+    small ones."""
 
     hr_height: int = 144
     hr_width: int = 256
@@ -167,7 +170,8 @@ class SuperResGeneratorConfig:
 
     @cached_property
     def layers(self) -> tuple[LayerSpec, ...]:
-        """The 15 layers (14 + ToRGB) with the design-by-cutoff schedule (§4.2, §4.6)."""
+        """The 15 layers (14 + ToRGB) with the design-by-cutoff schedule
+        (docs/networks.md#layer-schedule, docs/networks.md#exact-details)."""
         n = self.num_layers
         res = self.img_resolution
         last_cutoff = res / 2
@@ -236,7 +240,7 @@ class SuperResGeneratorConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-# Conditioning (§4.1, §4.6)
+# Conditioning (docs/networks.md#conditioning)
 
 
 def resample_conditioning(x: torch.Tensor, mode: str, scale: int) -> torch.Tensor:
@@ -288,7 +292,7 @@ def stack_windows(frames: torch.Tensor, videos: int, window: int) -> torch.Tenso
 def modulate(
     weight: torch.Tensor, styles: torch.Tensor, gain: torch.Tensor, demodulate: bool
 ) -> torch.Tensor:
-    """Per-video modulated weights `[n, co, ci, k, k]` (StyleGAN3, spec §4.3, §4.6): RMS
+    """Per-video modulated weights `[n, co, ci, k, k]` (docs/networks.md#synthesis-layer): RMS
     pre-normalisation of the weight (per output channel) and of the styles (over the whole
     tensor) when demodulating, modulation, demodulation (eps 1e-8), then the input gain."""
     w = weight.float()
@@ -331,7 +335,8 @@ CHANNELS_LAST_MAX = 64
 
 
 class SynthesisLayer(nn.Module):
-    """Magnitude-EMA gain, affine styles, modulated conv, filtered leaky ReLU (§4.3, §4.6)."""
+    """Magnitude-EMA gain, affine styles, modulated conv, filtered leaky ReLU
+    (docs/networks.md#synthesis-layer)."""
 
     def __init__(self, spec: LayerSpec, w_dim: int, conv_clamp: float):
         super().__init__()
@@ -418,7 +423,7 @@ class SynthesisLayer(nn.Module):
 # The generator
 
 
-class SuperResGenerator(nn.Module):
+class SuperResGenerator(SuperResolutionBase):
     """`S(lr_video, z=z)`: `[n, 3, T+8, h, w]` in [-1, 1] and `[n, z_dim]` -> `[n, 3, T, H, W]`.
 
     `precision`: "float32"; "mixed" (the original's: layers whose output rate times
@@ -438,6 +443,27 @@ class SuperResGenerator(nn.Module):
         self.layers = nn.ModuleList(
             SynthesisLayer(spec, cfg.w_dim, cfg.conv_clamp) for spec in cfg.layers
         )
+
+    # -- the contract (networks.contract.SuperResolution) -----------------------------------
+
+    @property
+    def lr_size(self) -> tuple[int, int]:
+        """(h, w) of the low-res input frames."""
+        return (self.cfg.lr_height, self.cfg.lr_width)
+
+    @property
+    def hr_size(self) -> tuple[int, int]:
+        """(h, w) of the output frames."""
+        return (self.cfg.hr_height, self.cfg.hr_width)
+
+    @property
+    def context(self) -> int:
+        """Low-res frames needed on each side of an output frame (4 in the paper)."""
+        return self.cfg.temporal_context
+
+    @property
+    def z_dim(self) -> int:
+        return self.cfg.z_dim
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -533,28 +559,3 @@ class SuperResGenerator(nn.Module):
         levels = self.conditioning(lr_video.to(device))
         x = self.synthesis(levels, w, frames, update_emas=update, precision=precision)
         return x.reshape(n, frames, 3, cfg.hr_height, cfg.hr_width).transpose(1, 2).contiguous()
-
-    def segments(
-        self,
-        lr_video: torch.Tensor,
-        z: Optional[torch.Tensor] = None,
-        segment_length: int = 16,
-        generator: Optional[torch.Generator] = None,
-        precision: str = "auto",
-    ) -> Iterator[torch.Tensor]:
-        """Super-resolve a clip of any length segment by segment: yields `[n, 3, <=L, H, W]`
-        for consecutive output frames, equal to one call over the whole clip (the network is
-        frame-wise). Only one segment's LR window is moved to the device at a time."""
-        cfg = self.cfg
-        if segment_length < 1:
-            raise ValueError(f"segment_length must be >= 1, got {segment_length}")
-        n, t_lr = lr_video.shape[0], lr_video.shape[2]
-        frames = t_lr - (cfg.window - 1)
-        if frames < 1:
-            raise ValueError(f"an LR clip of {t_lr} frames is too short")
-        if z is None:
-            z = torch.randn(n, cfg.z_dim, generator=generator, device=self.w_avg.device)
-        for start in range(0, frames, segment_length):
-            count = min(segment_length, frames - start)
-            window = lr_video[:, :, start : start + count + cfg.window - 1]
-            yield self(window, z=z, precision=precision)

@@ -29,6 +29,7 @@ from generation.pipeline import (
     to_uint8,
 )
 from generation.timeline import Loop, Timeline, Transition
+from networks.contract import SuperResolutionBase
 from networks.lres_discriminator import LowResDiscriminator
 from networks.lres_generator import LowResGenerator
 from networks.presets import PRESETS
@@ -49,7 +50,7 @@ def frames(G, timeline, start, stop, batch_frames=32):
 
 
 # ------------------------------------------------------------------------------------------------
-# A stand-in for the super-resolution network: the same call and config names, frame-wise.
+# A stand-in for the super-resolution network: the same contract (networks.contract), frame-wise.
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class StandInConfig:
     z_dim: int = 512
 
 
-class StandInSres(nn.Module):
+class StandInSres(SuperResolutionBase):
     """Output frame t = 2x upsampled weighted mix of LR frames t-4..t+4, plus a colour shift from z."""
 
     kind = "sres_generator"
@@ -70,6 +71,8 @@ class StandInSres(nn.Module):
     def __init__(self, cfg=StandInConfig()):
         super().__init__()
         self.cfg = cfg
+        self.lr_size, self.hr_size = (cfg.lr_height, cfg.lr_width), (cfg.hr_height, cfg.hr_width)
+        self.context, self.z_dim = cfg.temporal_context, cfg.z_dim
         taps = torch.exp(-(torch.linspace(-2, 2, 2 * cfg.temporal_context + 1) ** 2))
         self.register_buffer("taps", taps / taps.sum())
         self.register_buffer(
@@ -77,7 +80,7 @@ class StandInSres(nn.Module):
         )
         self.calls: list[tuple[int, int]] = []
 
-    def forward(self, lr_video, z, precision="float32"):
+    def forward(self, lr_video, z, precision="auto"):
         n, c, t, h, w = lr_video.shape
         assert (h, w) == (self.cfg.lr_height, self.cfg.lr_width) and z.shape == (n, self.cfg.z_dim)
         win = self.taps.numel()
@@ -172,7 +175,8 @@ def test_transition_starts_as_seed1_and_ends_as_seed2(G):
 
 def test_sres_streaming_equals_one_call(G):
     """LR pieces of any sizes in, SR segments of `sres_batch` frames out (4 context frames each
-    side), equal to one call over the whole clip: the network is frame-wise (spec §4.4)."""
+    side), equal to one call over the whole clip: the network is frame-wise
+    (docs/networks.md#per-video-latent)."""
     S = StandInSres()
     tls = [Timeline(1), Timeline(4)]
     lr = torch.cat([s.video for s in lres_segments(G, tls, 6, 35, 64)], dim=2)
@@ -224,7 +228,7 @@ def test_generate_video_frames(G):
     assert np.array_equal(
         to_uint8(flt[0].video), list(generate_video(G, seed=3, num_frames=1))[0].video
     )
-    # spec §8.3: clamp(x * 127.5 + 128, 0, 255), truncated
+    # docs/generation.md#writing-frames: clamp(x * 127.5 + 128, 0, 255), truncated
     x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.004, 0.99, 1.0, 3.0]).reshape(1, 1, 8)
     assert to_uint8(x.expand(3, 1, 8)).ravel()[::3].tolist() == [0, 0, 64, 128, 128, 254, 255, 255]
     assert display_factor(36, 64) == 4 and display_factor(144, 256) == 1 and grid_shape(6) == (2, 3)

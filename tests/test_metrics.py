@@ -1,4 +1,4 @@
-"""Tests for metrics/ (spec §8.6, §9): statistics, protocol pieces, weight handling, curves, CLI.
+"""Tests for metrics/ (docs/metrics.md): statistics, protocol pieces, weight handling, curves, CLI.
 
 The real networks (I3D, LPIPS) against their reference fixtures and the FVD end-to-end run live
 in tests/test_metrics_networks.py; here a tiny stand-in detector keeps the FVD plumbing fast.
@@ -31,7 +31,8 @@ from metrics import color_similarity, fvd, registry, sources, weights
 from metrics.curves import curve_from_rows, curve_gap, plot_curves
 from metrics.frechet import FeatureStats, frechet_between, frechet_distance
 from metrics.i3d import Detector, MaxPoolSame, preprocess, same_pads, to_uint8
-from networks.lres_generator import LowResGenerator
+from networks.contract import SuperResolutionBase
+from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
 
@@ -302,17 +303,20 @@ def test_real_clips_cycle_through_shuffled_videos(synth):
         next(sources.sample_real_clips(data, 20, spacing=2))
 
 
-class FakeSR(nn.Module):
-    """Frame-wise stand-in for the SR network: 9 LR frames -> the centre one, x2 nearest, + z."""
+class FakeSR(SuperResolutionBase):
+    """Frame-wise stand-in for the SR network (the `SuperResolution` contract): 2 context + 1
+    LR frames -> the centre one, x2 nearest, + z."""
 
-    z_dim = 8
+    lr_size, hr_size, z_dim = (36, 64), (72, 128), 8
 
-    def __init__(self):
+    def __init__(self, context: int = 4):
         super().__init__()
+        self.context = context
         self.gain = nn.Parameter(torch.ones(()))
 
-    def forward(self, lr, z):
-        hr = F.interpolate(lr[:, :, 4:-4], scale_factor=(1, 2, 2), mode="nearest")
+    def forward(self, lr, z, precision="auto"):
+        c = self.context
+        hr = F.interpolate(lr[:, :, c : lr.shape[2] - c], scale_factor=(1, 2, 2), mode="nearest")
         return hr * self.gain + 0.01 * z.mean(1)[:, None, None, None, None]
 
 
@@ -324,7 +328,7 @@ def test_generator_samplers_lres_chain_and_sres(synth):
         chain = sources.chain_sampler(G, FakeSR(), segment=3)(1, 7, g)
     assert lres.shape == (2, 3, 8, 36, 64) and chain.shape == (1, 3, 7, 72, 128)
     ramp = torch.arange(40.0).reshape(1, 1, 40, 1, 1).expand(512, 1, 40, 1, 1)
-    starts = sources.random_crops(ramp, 8, torch.Generator().manual_seed(1))[:, 0, 0, 0, 0]
+    starts = random_windows(ramp, 8, torch.Generator().manual_seed(1))[:, 0, 0, 0, 0]
     assert starts.min() == 0 and starts.max() == 31  # offsets 0..31: 8 + 32 frames generated
     lr = torch.randn(2, 3, 21, 4, 4)
     z = torch.randn(2, 8)

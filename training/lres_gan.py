@@ -1,4 +1,4 @@
-"""One training step of the low-resolution stage (spec §6.1, §6.6).
+"""One training step of the low-resolution stage (docs/training.md#low-res-step).
 
 G step: generate T+32 frames, keep a random T-frame window per video (offset in [0, 32)),
         non-saturating loss through the augmented D.
@@ -27,22 +27,12 @@ class LowResGAN(GAN):
 
     def generate(self, batch: int, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
         """`batch` clips of seq_length frames, each a random window of a longer video whose
-        offset lies in [0, time_margin) (the generator is equivariant only to 32-frame shifts)."""
-        T, margin = self.cfg.seq_length, self.cfg.time_margin
-        noise = torch.randn(
-            batch,
-            self.G.cfg.noise.noise_channels,
-            self.G.cfg.noise_length(T + margin),
-            generator=self.gen,
-        )
-        offsets = (
-            torch.randint(0, margin, (batch,), generator=self.gen).tolist()
-            if margin
-            else [0] * batch
-        )
+        offset lies in [0, time_margin) (the generator is equivariant only to 32-frame shifts):
+        `LowResGenerator.random_clips`, noise and offsets drawn from the run's generator."""
         with self.autocast():
-            video = self.G.from_noise(noise.to(self.device), T + margin, magnitude_ema_beta)
-        return torch.stack([v[:, o : o + T] for v, o in zip(video, offsets)])
+            return self.G.random_clips(
+                batch, self.cfg.seq_length, self.gen, self.cfg.time_margin, magnitude_ema_beta
+            )
 
     def run_D(self, video: torch.Tensor) -> torch.Tensor:
         video = augment_video(video, self.gen, self.cfg.diffaugment, self.cfg.time_stretch)
@@ -78,7 +68,7 @@ class LowResGAN(GAN):
         return self.finish_D(stats)
 
     def update_r1(self, real: torch.Tensor) -> dict[str, float]:
-        """Lazy R1 on a fresh real batch, through the same augmentation (spec §6.1.4)."""
+        """Lazy R1 on a fresh real batch, through the same augmentation."""
         return self.r1_step((real_i, self.run_D) for real_i in real.split(self.chunk))
 
     def train_step(self, step: int, data) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""One training step of the super-resolution stage (spec §6.3-6.5).
+"""One training step of the super-resolution stage (docs/training.md#sr-step).
 
 The generator learns from REAL low-resolution clips (T + 8 frames: T output frames and 4
 context frames on each side), in-augmented to imitate the low-resolution generator's
@@ -22,7 +22,7 @@ class SuperResGAN(GAN):
     def __init__(self, cfg, G, D, device, gen, dataset):
         super().__init__(cfg, G, D, device, gen)
         self.dataset = dataset  # for the fixed real clips of the sample videos
-        self.context = (G.cfg.window - 1) // 2
+        self.context = G.context  # low-res frames on each side of an output frame
         self.in_augment = AugmentPipe(IN_AUGMENT, p=cfg.in_augment_p)
         self.ada = AdaController(
             AugmentPipe(BGC, p=0.0), cfg.ada_target, cfg.ada_interval, cfg.ada_speed, cfg.ada_max_p
@@ -41,7 +41,8 @@ class SuperResGAN(GAN):
         return self.G(lr_aug, z=z, magnitude_ema_beta=magnitude_ema_beta, precision=self.precision)
 
     def run_D(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """D on (upsampled LR, HR) after joint ADA and LR-conditioning dropout (spec §6.4)."""
+        """D on (upsampled LR, HR) after joint ADA and LR-conditioning dropout
+        (docs/training.md#sr-discriminator-inputs)."""
         lr_up = self.D.upsample_lr(lr.float())
         both = self.ada.pipe(torch.cat([lr_up, hr.float()], dim=2), self.gen)
         lr_up, hr = both.split([lr_up.shape[2], hr.shape[2]], dim=2)
@@ -85,7 +86,7 @@ class SuperResGAN(GAN):
         return self.finish_D(stats)
 
     def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
-        """R1 with respect to the high-resolution clip only, before ADA (spec §6.3)."""
+        """R1 with respect to the high-resolution clip only, before ADA."""
 
         def chunks():
             for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
