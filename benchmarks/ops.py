@@ -1,10 +1,10 @@
 """Throughput of the FIR resamplers on CPU vs a naive zero-stuffing implementation.
 
-The sizes are those of the filtered leaky ReLU in the super-resolution generator (spec §4.2,
-§4.6): the conv output of each layer is upsampled by `up` with a 6*up-tap Kaiser filter, then
-downsampled by `down` with a 6*down-tap filter. The naive baseline is the original's reference
-path: zero-stuff the full tensor, pad, depthwise conv2d along W then H, then keep every
-`down`-th sample of the full-rate result.
+The sizes are those of the filtered leaky ReLU in the super-resolution generator
+(docs/networks.md#exact-details): the conv output of each layer is upsampled by `up` with a
+6*up-tap Kaiser filter, then downsampled by `down` with a 6*down-tap filter. The naive baseline
+is the original's reference path: zero-stuff the full tensor, pad, depthwise conv2d along W
+then H, then keep every `down`-th sample of the full-rate result.
 
     python benchmarks/ops.py [--repeats 3] [--threads 2]
 """

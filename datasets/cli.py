@@ -1,5 +1,5 @@
 """`lvg-dataset`: make zip-shard video datasets from videos, frame folders or the synthetic benchmark,
-curate source videos into clips, and inspect datasets (spec §7)."""
+curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ class ClipSource:
 
 
 def _encode(frame: SourceFrame, resolutions: list[Resolution]) -> dict[Resolution, bytes]:
-    """Resize (crop to aspect + Lanczos, spec §7.2) and JPEG-encode one frame at every resolution."""
+    """Resize (crop to aspect + Lanczos, docs/datasets.md#resizing) and JPEG-encode one frame at
+    every resolution."""
     return {
         res: encode_jpeg(resize_frame(frame[res] if isinstance(frame, Mapping) else frame, *res))
         for res in resolutions
@@ -125,7 +126,8 @@ def write_partition(
     partition: int,
     workers: int,
 ) -> None:
-    """Write shard `partition_<partition>` of `dst` at every resolution in one pass (spec §7.2).
+    """Write shard `partition_<partition>` of `dst` at every resolution in one pass
+    (docs/datasets.md#sharding).
 
     Sources are split with `np.array_split` into `num_partitions` chunks. A source that fails to
     read is skipped with a one-line warning; the run ends with a summary line.
@@ -163,7 +165,8 @@ def write_partition(
 
 
 def _video_sources(src: Path, trim_start: float, trim_end: float) -> list[ClipSource]:
-    """Every video under `src`; clip_dir = path relative to `src` without extension (spec §7.1)."""
+    """Every video under `src`; clip_dir = path relative to `src` without extension
+    (docs/datasets.md#on-disk-format)."""
 
     def frames(path: Path) -> Iterator[tuple[str, SourceFrame]]:
         for i, frame in enumerate(read_video(path, trim_start, trim_end)):
@@ -203,7 +206,7 @@ def _manifest_sources(src: Path, clips: list[curation.Clip]) -> list[ClipSource]
 
 def _frame_folder_sources(src: Path) -> list[ClipSource]:
     """Every folder of images under `src`; clip_dir = folder relative to `src`, frame name = file
-    name with suffix .jpg, frames in name order (spec §7.1)."""
+    name with suffix .jpg, frames in name order (docs/datasets.md#on-disk-format)."""
     folders: dict[Path, list[Path]] = {}
     for path in list_files(src, IMAGE_EXTENSIONS):
         folders.setdefault(path.parent, []).append(path)
@@ -271,7 +274,7 @@ def _check_output_file(path: str, what: str) -> Path:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def main() -> None:
-    """Make and inspect LongVideoGAN datasets: zip shards of JPEG frames (spec §7).
+    """Make and inspect LongVideoGAN datasets: zip shards of JPEG frames (docs/datasets.md).
 
     \b
     Layout: DST/0036x0064/partition_0000.zip, DST/0144x0256/partition_0000.zip, ...

@@ -1,4 +1,5 @@
-"""The zip-shard dataset format (spec §7.1): atomic writer and clip readers for training and metrics.
+"""The zip-shard dataset format (docs/datasets.md#on-disk-format): atomic writer and clip readers
+for training and metrics.
 
 Layout: `<root>/<HHHH>x<WWWW>/*.zip`, each an uncompressed zip of JPEG frames at
 `<clip_dir>/<frame_name>.jpg` plus `frame_paths.json` at its root (clip_dir -> ordered frame names).
@@ -52,7 +53,7 @@ def format_resolution(resolution: ResolutionLike) -> str:
 
 
 def resolution_dirname(resolution: ResolutionLike) -> str:
-    """`(36, 64)` -> `"0036x0064"`, the folder name of that resolution (spec §7.1)."""
+    """`(36, 64)` -> `"0036x0064"`, the folder name of that resolution (docs/datasets.md)."""
     height, width = parse_resolution(resolution)
     return f"{height:04d}x{width:04d}"
 
@@ -67,7 +68,7 @@ def list_resolutions(root: str | os.PathLike) -> list[Resolution]:
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 100) -> bytes:
-    """RGB uint8 `[H, W, 3]` -> JPEG bytes, 4:4:4 (no chroma subsampling) (spec §7.1)."""
+    """RGB uint8 `[H, W, 3]` -> JPEG bytes, 4:4:4 (no chroma subsampling) (docs/datasets.md)."""
     buffer = io.BytesIO()
     Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
@@ -272,7 +273,7 @@ class ShardFolder:
         return decode_jpeg(self._zip(clip.shard).read(name))
 
     def read_video(self, clip: Clip, frame_indices: Sequence[int]) -> torch.Tensor:
-        """Frames of `clip` as float `[C, T, H, W]` in [-1, 1] (2·x/255 − 1, spec §7.1)."""
+        """Frames of `clip` as float `[C, T, H, W]` in [-1, 1] (2·x/255 − 1, docs/datasets.md)."""
         frames = np.stack([self.read_frame(clip, i) for i in frame_indices])  # t h w c
         video = torch.from_numpy(frames).permute(3, 0, 1, 2)
         return 2 * video.to(torch.float32) / 255 - 1
@@ -282,7 +283,8 @@ class ShardFolder:
 
 
 class VideoDataset(Dataset):
-    """One item per clip: `seq_length` frames from a random start, as float `[C, T, H, W]` (spec §6.2).
+    """One item per clip: `seq_length` frames from a random start, as float `[C, T, H, W]`
+    (docs/training.md#real-clip-sampling).
 
     * Clips shorter than `(seq_length − 1)·min_spacing + 1` frames are dropped.
     * `frame_spacing` is an int or `(min, max)`; the spacing is drawn uniformly in
@@ -393,7 +395,8 @@ class VideoDataset(Dataset):
 
 
 class VideoDatasetTwoRes(VideoDataset):
-    """Pairs for super-resolution training (spec §6.3): the same frames at two resolutions.
+    """Pairs for super-resolution training (docs/training.md#sr-step): the same frames at two
+    resolutions.
 
     Items are `(lr_video, hr_video)`, both `[C, T, H, W]`, with one flip decision for both. The
     two resolutions must hold identical clip lists (same shards, clips and frame names).

@@ -1,4 +1,5 @@
-"""Video files in and out: decoding, crop-to-aspect + Lanczos resizing, an mp4 writer (spec §7.2)."""
+"""Video files in and out: decoding, crop-to-aspect + Lanczos resizing, an mp4 writer
+(docs/datasets.md#resizing)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _av_reason(error: Exception) -> str:
 def read_video(
     path: str | os.PathLike, trim_start: float = 0.0, trim_end: float = 0.0
 ) -> Iterator[np.ndarray]:
-    """Decode every frame of the first video stream as RGB uint8 `[H, W, 3]` (spec §7.2).
+    """Decode every frame of the first video stream as RGB uint8 `[H, W, 3]` (docs/datasets.md).
 
     Native frame rate (no frames dropped or duplicated). `trim_start` / `trim_end` drop that many
     seconds at the start / end, measured from the stream's first timestamp. Raises
@@ -98,7 +99,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def crop_box(src_height: int, src_width: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """Centred crop `(x0, y0, x1, y1)` of the source with the target aspect ratio (spec §7.2).
+    """Centred crop `(x0, y0, x1, y1)` of the source with the target aspect ratio
+    (docs/datasets.md#resizing).
 
     Crops whichever dimension is relatively larger; keeps the whole frame if aspects match.
     """
@@ -114,7 +116,7 @@ def crop_box(src_height: int, src_width: int, height: int, width: int) -> tuple[
 
 
 def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to the aspect of `height x width`, then PIL LANCZOS resize (spec §7.2)."""
+    """Centre-crop to the aspect of `height x width`, then PIL LANCZOS resize (docs/datasets.md)."""
     if frame.shape[:2] == (height, width):
         return frame
     image = Image.fromarray(frame).crop(crop_box(frame.shape[0], frame.shape[1], height, width))

@@ -1,4 +1,4 @@
-"""A seekable, infinite temporal noise stream (spec §2.2, §2.10).
+"""A seekable, infinite temporal noise stream (docs/generation.md#noise-stream).
 
 The low-resolution generator turns white noise (8 channels per frame) into a video. The
 original draws that noise as one `randn` tensor per call, so a video cannot be extended or

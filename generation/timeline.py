@@ -1,6 +1,6 @@
 """What a video shows at each frame: one seed's world, a seamless loop, or a transition between
 two worlds. Everything here is a function of the absolute frame index, so any stretch of a
-video can be computed on its own (spec §2.2, §2.10).
+video can be computed on its own (docs/generation.md#frame-positions).
 
 **Frame positions.** The temporal embedding `E(g)` at frame position `g` (1024 channels) is the
 noise filter bank applied to noise samples `g + lead .. g + lead + 4999`, with
@@ -102,7 +102,7 @@ class Timeline:
         return math.pi / 2 * (x >= 0).double()
 
     def sres_latents(self, frames: torch.Tensor, z_dim: int) -> torch.Tensor:
-        """The super-resolution latent of each frame `[len(frames), z_dim]` (spec §4.4: one z per
+        """The super-resolution latent of each frame `[len(frames), z_dim]` (one z per
         video, drawn from the seed; blended like the embedding during a transition)."""
         z1 = seeded_normal(self.seed, (z_dim,), "sres-z")
         theta = self.transition_angle(frames)

@@ -1,4 +1,4 @@
-"""Evaluation (spec §8.6, §9): FVD with the StyleGAN-V protocol, colour similarity, LPIPS curves.
+"""Evaluation (docs/metrics.md): FVD with the StyleGAN-V protocol, colour similarity, LPIPS curves.
 
 i3d.py              the FVD detector (Inception-I3D, Kinetics-400) and its preprocessing
 weights.py          offline weight files: locating, sha256 checks, restricted unpickling

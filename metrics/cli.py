@@ -1,4 +1,4 @@
-"""`lvg-metrics`: evaluate generators or folders of videos against a dataset (spec §8.5, §9)."""
+"""`lvg-metrics`: evaluate generators or folders of videos against a dataset (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from metrics.weights import WeightsError, find_i3d, i3d_how_to
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def main() -> None:
-    """Evaluate LongVideoGAN generators: FVD, colour similarity, LPIPS curves (spec §9).
+    """Evaluate LongVideoGAN generators: FVD, colour similarity, LPIPS curves (docs/metrics.md).
 
     \b
     Examples:

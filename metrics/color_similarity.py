@@ -1,4 +1,5 @@
-"""Colour similarity against frame separation (spec §8.6, the paper's colour-drift figure).
+"""Colour similarity against frame separation (the paper's colour-drift figure,
+docs/metrics.md#colour-similarity).
 
 For each video, every frame's RGB is quantised into 20 bins per channel (an 8000-bin joint
 histogram); the similarity at separation k is the histogram intersection of frame k with frame 0,

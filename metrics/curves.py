@@ -1,7 +1,8 @@
 """Curves against frame separation (mean ± std over videos), their gap, and their PNG plot.
 
-Used by the colour-similarity figure (spec §8.6) and the temporal LPIPS curves. `plot_curves`
-draws with matplotlib if it is installed, else with Pillow (no new dependency).
+Used by the colour-similarity figure (docs/metrics.md#colour-similarity) and the temporal LPIPS
+curves. `plot_curves` draws with matplotlib if it is installed, else with Pillow (no new
+dependency).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Feature statistics and the Fréchet distance (spec §9.2).
+"""Feature statistics and the Fréchet distance (docs/metrics.md#statistics-and-distance).
 
 `FeatureStats` accumulates Σw·x and Σw·xxᵀ in float64; μ = Σwx/W and Σ = Σwxxᵀ/W − μμᵀ, the
 **population** covariance (divide by W = N for unit weights, not N − 1). The distance is

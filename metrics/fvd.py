@@ -1,4 +1,4 @@
-"""Fréchet Video Distance with the StyleGAN-V / LongVideoGAN protocol (spec §9.1, §9.2).
+"""Fréchet Video Distance with the StyleGAN-V / LongVideoGAN protocol (docs/metrics.md#fvd).
 
 `fvd{N}_{F}f` compares N real and N generated clips of F frames; `fvd{N}_{F}f_subsample{S}f` takes
 every S-th frame of an F-frame span (F/S frames; real clips are read with spacing S). Features are
@@ -26,7 +26,7 @@ from metrics.sources import ClipSampler, content_key, sample_real_clips
 from metrics.weights import cache_dir
 
 CACHE_VERSION = 1
-GEN_BATCH_MAX = 4  # generator batch = min(detector batch, 4) (spec §9.2)
+GEN_BATCH_MAX = 4  # generator batch = min(detector batch, 4) (docs/metrics.md#generated-clips)
 
 
 @dataclass(frozen=True)

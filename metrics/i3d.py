@@ -1,6 +1,7 @@
 """The FVD detector: Inception-I3D trained on Kinetics-400 (TF-Hub `i3d-kinetics-400`), in PyTorch.
 
-The network is DeepMind's Inception-I3D as on TF-Hub and in the FVD reference (spec §9.2):
+The network is DeepMind's Inception-I3D as on TF-Hub and in the FVD reference
+(docs/metrics.md#detector):
 
 * every conv ("Unit3D") pads like TensorFlow's "SAME" (asymmetric: the extra pixel goes after),
   has no bias, and is followed by batch norm **without scale** (eps 1e-3) and a ReLU;
@@ -9,14 +10,14 @@ The network is DeepMind's Inception-I3D as on TF-Hub and in the FVD reference (s
 * the head average-pools 2x7x7 (valid), applies a 1x1x1 conv with bias, and returns the
   **400-d pre-softmax logits averaged over time**, the FVD features.
 
-`Detector` wraps a network with the StyleGAN-V protocol (spec §9.2): float videos in [−1, 1] go
-to uint8 as clamp(x·127.5 + 128, 0, 255) truncated (`to_uint8`); the detector rescales to
-[−1, 1] as x/255·2 − 1 and resizes every frame to 224x224 (`preprocess`).
+`Detector` wraps a network with the StyleGAN-V protocol (docs/metrics.md#detector): float
+videos in [−1, 1] go to uint8 as clamp(x·127.5 + 128, 0, 255) truncated (`to_uint8`); the
+detector rescales to [−1, 1] as x/255·2 − 1 and resizes every frame to 224x224 (`preprocess`).
 
 Resize: `F.interpolate(mode="trilinear", align_corners=False)` to (T, 224, 224), i.e. bilinear
 per frame with half-pixel centres, no antialiasing and no aspect preservation (36x64 is stretched
-to a square). This is our reading of StyleGAN-V's TorchScript detector (`resize=True`); spec
-§9.2 marks the exact interpolation of that file as unverified, so the mode is recorded with
+to a square). This is our reading of StyleGAN-V's TorchScript detector (`resize=True`); the
+exact interpolation of that file has not been verified against it, so the mode is recorded with
 every result (`Detector.describe()["preprocess"]`). Time is not resampled.
 
 Weights: `load_detector` takes the file found by `metrics.weights.find_i3d` (an explicit path,
@@ -208,11 +209,12 @@ def state_from_flax(variables: dict) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Protocol: uint8 conversion and preprocessing (spec §9.2)
+# Protocol: uint8 conversion and preprocessing (docs/metrics.md#detector)
 
 
 def to_uint8(video: torch.Tensor) -> torch.Tensor:
-    """[−1, 1] float -> uint8 as clamp(x·127.5 + 128, 0, 255), truncated (spec §8.3, §11.18)."""
+    """[−1, 1] float -> uint8 as clamp(x·127.5 + 128, 0, 255), truncated
+    (docs/generation.md#writing-frames)."""
     return (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 

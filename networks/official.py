@@ -559,7 +559,7 @@ def _sres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     if cfg is None:
         raise OfficialCheckpointError(
             "the checkpoint's layer sizes and channels do not follow the StyleGAN3 schedule of "
-            "this project (spec §4.2); unsupported variant"
+            "this project (docs/networks.md#layer-schedule); unsupported variant"
         )
     net = SuperResGenerator(cfg)
     for layer in net.layers:

@@ -1,6 +1,6 @@
 """Named network configurations. The command line picks a preset and only overrides fields.
 
-* `paper`: the published configuration (spec §2-§5): 83.2M-parameter low-res generator,
+* `paper`: the published configuration (docs/networks.md): 83.2M-parameter low-res generator,
   27.2M-parameter super-resolution generator (36x64 -> 144x256).
 * `small`: a quarter of the width, for a single consumer GPU or patient CPU training.
 * `tiny`: a few hundred thousand parameters for CPU smoke tests and the test suite (the

@@ -1,4 +1,5 @@
-"""The super-resolution video discriminator (spec §5): a StyleGAN2 ResNet D on stacked frames.
+"""The super-resolution video discriminator (docs/networks.md#sr-discriminator): a
+StyleGAN2 ResNet D on stacked frames.
 
     lr_video [n, 3, 4, 36, 64] -> x4 linear upsampling (8 taps, zero borders)  -> [n, 3, 4, 144, 256]
     [lr, hr] along channels, zero-padded to a 256x256 square, time folded into channels (24)
@@ -30,7 +31,7 @@ PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")
 
 @dataclass(frozen=True)
 class SuperResDiscriminatorConfig:
-    """Defaults are the paper's (spec §5)."""
+    """Defaults are the paper's (docs/networks.md#sr-discriminator)."""
 
     hr_height: int = 144
     hr_width: int = 256
@@ -95,7 +96,7 @@ class DownConv2d(Conv):
 
 class ResBlock(nn.Module):
     """conv0 3x3, conv1 3x3 down x2, skip 1x1 down x2 (no bias, no clamp); each branch scaled
-    by sqrt(0.5) inside its layer (spec §5)."""
+    by sqrt(0.5) inside its layer."""
 
     def __init__(self, c_in: int, c_tmp: int, c_out: int, from_rgb: int, clamp: float):
         super().__init__()

@@ -1,4 +1,4 @@
-"""ADA and the low-resolution in-augmentation (spec §6.5)."""
+"""ADA and the low-resolution in-augmentation (docs/training.md#ada-and-in-augmentation)."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""Discriminator augmentations hold every parameter constant over a clip (spec §6.1, §11.10-11)."""
+"""Discriminator augmentations hold every parameter constant over a clip
+(docs/training.md#diffaugment-and-time-stretch)."""
 
 import pytest
 import torch

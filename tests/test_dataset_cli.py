@@ -1,4 +1,4 @@
-"""Tests for `lvg-dataset` (datasets/cli.py, spec §7): real mp4 files, tiny sizes."""
+"""Tests for `lvg-dataset` (datasets/cli.py, docs/datasets.md): real mp4 files, tiny sizes."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_round_trip_with_readers(dataset, videos):
     dst, _ = dataset
     ds = VideoDataset(dst, LR, seq_length=10, seed=0)
     assert ds.clip_names == ["ride/v0", "v2"] and ds.num_frames == [14, 11]
-    # The stored frame is the source frame cropped to 9:16 and resized (spec §7.2).
+    # The stored frame is the source frame cropped to 9:16 and resized (docs/datasets.md#resizing).
     source = smooth_video(*VIDEOS["v2.mp4"], seed=2)
     expected = resize_frame(source[4], 18, 32).astype(np.float32) / 127.5 - 1
     stored = ds.read_frames(1, 4, 1)[:, 0].permute(1, 2, 0).numpy()

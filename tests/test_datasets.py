@@ -1,4 +1,4 @@
-"""Tests for datasets/video_io.py and datasets/shards.py (spec §7): tiny sizes, real files."""
+"""datasets/video_io.py and datasets/shards.py (docs/datasets.md): tiny sizes, real files."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The filtered leaky ReLU (spec §4.3, §4.6) against a direct float64 reference written here
-independently: zero-stuff, pad, 2-D convolution, activation, convolution, decimation."""
+"""The filtered leaky ReLU (docs/networks.md#synthesis-layer) against a direct float64
+reference written here independently: zero-stuff, pad, 2-D convolution, activation,
+convolution, decimation."""
 
 import math
 

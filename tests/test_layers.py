@@ -1,4 +1,5 @@
-"""bias_act, equalized-lr layers, shape checks (spec §1.1, §1.2) and atomic writes."""
+"""bias_act, equalized-lr layers (docs/networks.md#equalized-learning-rate), shape checks and
+atomic writes."""
 
 import math
 

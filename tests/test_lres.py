@@ -1,5 +1,6 @@
 """The low-resolution generator and discriminator compute exactly what the original computes
-(spec §2, §3), proven on the original's outputs in tests/fixtures/official."""
+(docs/networks.md#low-res-generator), proven on the original's outputs in
+tests/fixtures/official."""
 
 import pickle
 
@@ -85,7 +86,7 @@ def test_noise_bank_matches_spec():
 
 
 def test_sequence_bookkeeping():
-    """Spec §2.4's worked examples."""
+    """The worked examples of docs/networks.md#latents-and-lengths."""
     cfg = LowResGeneratorConfig()
     assert cfg.sequence_lengths(128) == [20, 24, 32, 48, 80, 144, 128]
     assert cfg.sequence_lengths(160) == [21, 26, 36, 56, 96, 176, 160]
@@ -107,7 +108,8 @@ def test_any_aspect(size):
 
 
 def test_shift_equivariance_by_multiples_of_32():
-    """Spec §2.10: shifting the noise by 32k samples shifts the video by exactly 32k frames."""
+    """Shifting the noise by 32k samples shifts the video by exactly 32k frames
+    (docs/networks.md#shift-equivariance)."""
     torch.manual_seed(0)
     G = LowResGenerator(PRESETS["tiny"].lres_generator).eval()
     frames = 96

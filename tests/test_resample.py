@@ -1,4 +1,5 @@
-"""FIR resampling against independent references: a direct loop and scipy (spec §1.3, §1.4)."""
+"""FIR resampling against independent references: a direct loop and scipy
+(docs/networks.md#fir-resampling)."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ from torch_utils import resample
 
 
 def upfirdn_loop(x: np.ndarray, f: np.ndarray, up: int, down: int, p0: int, p1: int, gain=1.0):
-    """Literal spec §1.3 on the last axis: zero-stuff, pad/crop, true convolution, decimate."""
+    """docs/networks.md#fir-resampling, literally, on the last axis: zero-stuff, pad/crop, true
+    convolution, decimate."""
     length = x.shape[-1]
     xu = np.zeros(x.shape[:-1] + (length * up,))
     xu[..., ::up] = x
@@ -87,7 +89,7 @@ def test_named_filters():
     np.testing.assert_allclose(resample.linear_filter(2), [0.125, 0.375, 0.375, 0.125])
     np.testing.assert_allclose(resample.linear_filter(4), np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 32)
     k2 = resample.kaiser_filter(2)
-    expected = [0, -0.00019, 0.00266, 0.0392, 0.1585, 0.2999]  # spec §1.4
+    expected = [0, -0.00019, 0.00266, 0.0392, 0.1585, 0.2999]  # docs/networks.md#named-resamplers
     assert len(k2) == 12 and len(resample.kaiser_filter(4)) == 24
     np.testing.assert_allclose(k2[:6], expected, atol=6e-5)
     np.testing.assert_allclose(k2, k2[::-1])
@@ -96,7 +98,8 @@ def test_named_filters():
 
 
 def test_constant_upsampling_borders():
-    """Spec §1.3 [verified]: upsampling a constant 1 gives 0.75 at the ends, 0.5625 in corners."""
+    """Upsampling a constant 1 gives 0.75 at the ends, 0.5625 in corners (zero borders,
+    docs/networks.md#fir-resampling)."""
     x = torch.ones(1, 1, 4, 6)
     y = resample.upsample(x, resample.linear_filter(2), up=2)
     assert y.shape == (1, 1, 8, 12)
@@ -114,7 +117,7 @@ def test_constant_upsampling_borders():
 
 
 def test_linear_upsampler_interpolates():
-    """out[2k] = 0.25 x[k-1] + 0.75 x[k], out[2k+1] = 0.75 x[k] + 0.25 x[k+1] (spec §1.4)."""
+    """out[2k] = 0.25 x[k-1] + 0.75 x[k], out[2k+1] = 0.75 x[k] + 0.25 x[k+1] (linear x2)."""
     x = torch.randn(3, 10, dtype=torch.float64)
     y = resample.upsample(x[:, None], resample.linear_filter(2), up=2, dims=(-1,))[:, 0]
     xp = torch.nn.functional.pad(x, (1, 1))

@@ -1,5 +1,5 @@
 """The super-resolution generator and discriminator compute exactly what the original computes
-(spec §4, §5), proven on the original's outputs in tests/fixtures/official."""
+(docs/networks.md#sr-generator), proven on the original's outputs in tests/fixtures/official."""
 
 import math
 
@@ -51,14 +51,15 @@ MICRO_D = SuperResDiscriminatorConfig(
 
 
 # ------------------------------------------------------------------------------------------------
-# The paper's layer schedule, written out from the spec (§4.2, §4.6) independently of the code.
+# The paper's layer schedule, written out from docs/networks.md#layer-schedule independently
+# of the code.
 
 RATES = [16, 16, 16, 32, 32, 64, 64, 128, 128, 128, 256, 256, 256, 256, 256]  # output rates
 UP4 = {3, 5, 7, 10}
 
 
 def spec_filters() -> dict[str, np.ndarray]:
-    """The original's derived filter buffers, designed from the spec's formulas."""
+    """The original's derived filter buffers (formulas: docs/networks.md#exact-details)."""
     i = np.arange(15)
     cutoffs = 2 * 64 ** np.minimum(i / 12, 1)
     stopbands = 2**2.1 * (128 * 2**0.3 / 2**2.1) ** np.minimum(i / 12, 1)
@@ -120,7 +121,7 @@ def test_generator_reproduces_original(generator, name, frames, videos):
     assert video.shape == ref["hr_video"].shape == (videos, 3, frames, 144, 256)
     assert video.dtype == torch.float32
     err = np.abs(video.numpy() - ref["hr_video"]).max()
-    assert err < 2e-3, err  # spec tolerance; a correct float32 implementation reaches ~1e-6
+    assert err < 2e-3, err  # a loose bound; a correct float32 implementation reaches ~1e-6
     assert ref["hr_video"].std() > 0.05  # not a comparison of flat images
 
 
@@ -184,7 +185,7 @@ def test_layer_schedule_matches_spec():
         [6, 5.17, 4, 10.34, 8, 20.69, 16, 41.37, 32, 18.75, 64, 37.49, 29.59],
         atol=0.01,
     )
-    # Filters: as the spec designs them, and the spec's 12-tap Kaiser resampler.
+    # Filters: as docs/networks.md#exact-details designs them, and the 12-tap Kaiser resampler.
     for name, taps in spec_filters().items():
         if name.startswith("SG3.synthesis."):
             layer = next(s for s in layers if f".{s.name}." in name)

@@ -1,5 +1,5 @@
-"""The super-resolution stage's training recipe (spec §6.3-6.5): the D step's fakes generated
-once per step, the ADA update timing, and the switchable LR in-augmentation."""
+"""The super-resolution stage's training recipe (docs/training.md#sr-step): the D step's fakes
+generated once per step, the ADA update timing, and the switchable LR in-augmentation."""
 
 import dataclasses
 

@@ -1,4 +1,5 @@
-"""Training on CPU with tiny presets: real steps, artefacts, exact resume, DDP, errors (spec §6)."""
+"""Training on CPU with tiny presets (docs/training.md): real steps, artefacts, exact resume,
+DDP, errors."""
 
 import json
 import os
@@ -66,7 +67,7 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_ema_beta_schedule():
-    """Spec §6.6's sample values."""
+    """The sample values of docs/training.md#generator-ema."""
     cfg = TrainConfig()
     for step, beta in [
         (0, "0.0235"),
@@ -77,7 +78,7 @@ def test_ema_beta_schedule():
         (24999, "0.99985"),
         (90000, "0.99985"),
     ]:
-        digits = len(beta.split(".")[1])  # as printed in the spec: equal after rounding
+        digits = len(beta.split(".")[1])  # as printed in the docs: equal after rounding
         assert round(cfg.ema_beta_at(step), digits) == float(beta), (step, cfg.ema_beta_at(step))
     assert cfg.d_lr_corrected == pytest.approx(0.0018824, abs=1e-7)
     assert cfg.d_beta2_corrected == pytest.approx(0.990585, abs=1e-6)

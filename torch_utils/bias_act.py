@@ -1,4 +1,5 @@
-"""Bias + activation + gain + clamp, as the original `bias_act` (spec §1.2).
+"""Bias + activation + gain + clamp, as the original `bias_act`
+(docs/networks.md#bias-and-activation).
 
     y = clamp(act(x + b) * gain, -clamp, clamp)
 

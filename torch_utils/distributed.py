@@ -52,7 +52,8 @@ def barrier() -> None:
 
 
 def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
-    """Copy rank `src`'s parameters and buffers to every rank (spec §6.7)."""
+    """Copy rank `src`'s parameters and buffers to every rank
+    (docs/training.md#initialisation-and-seeds)."""
     if not is_initialized():
         return
     for tensor in list(module.parameters()) + list(module.buffers()):
@@ -69,8 +70,8 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
 
 def sync_gradients(params: Iterable[torch.nn.Parameter], scale: float = 1.0) -> int:
     """Average gradients over ranks, multiply by `scale`, and replace non-finite values
-    (nan -> 0, +-inf -> +-1e5) as the original does (spec §6.1). Returns how many gradient
-    elements were non-finite (0 means nothing was sanitised)."""
+    (nan -> 0, +-inf -> +-1e5) as the original does (docs/training.md#gradient-handling).
+    Returns how many gradient elements were non-finite (0 means nothing was sanitised)."""
     params = [p for p in params if p.grad is not None]
     if not params:
         return 0

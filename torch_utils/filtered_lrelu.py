@@ -1,4 +1,4 @@
-"""The alias-free nonlinearity of the super-resolution generator (spec §4.3, §4.6).
+"""The alias-free nonlinearity of the super-resolution generator (docs/networks.md#synthesis-layer).
 
     y = down_FIR( clamp( lrelu( up_FIR( x + b ) ) ) )
 

@@ -1,4 +1,4 @@
-"""Equalized-learning-rate layers (spec §1.1).
+"""Equalized-learning-rate layers (docs/networks.md#equalized-learning-rate).
 
 Parameters are stored as N(0,1)·(init/lr_mul) and scaled at run time by lr_mul/sqrt(fan_in)
 (weights) and lr_mul (biases), so Adam sees every layer at the same scale (StyleGAN).
@@ -71,7 +71,7 @@ def conv3d(x: torch.Tensor, weight: torch.Tensor, padding=0) -> torch.Tensor:
 
 class Conv(nn.Module):
     """Equalized-lr convolution in 1, 2 or 3 dimensions with zero 'same' padding by default,
-    then bias + activation + gain + clamp (spec §1.1, §1.2)."""
+    then bias + activation + gain + clamp (docs/networks.md#bias-and-activation)."""
 
     def __init__(
         self,

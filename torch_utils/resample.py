@@ -1,4 +1,5 @@
-"""FIR resampling with the exact semantics of the original `upfirdn2d` (spec §1.3, §1.4).
+"""FIR resampling with the exact semantics of the original `upfirdn2d`
+(docs/networks.md#fir-resampling).
 
 One operation, `upfirdn`, is defined along any tensor axis (time or space):
 
@@ -12,7 +13,8 @@ for every dtype and device PyTorch supports and differentiates twice (R1 needs t
 
 `upfirdn2d` applies a 1-D filter separably over the last two axes (gain split between them) or
 a 2-D filter as is. `upsample` / `downsample` add the original's default paddings, and
-`linear_filter`, `kaiser_filter`, `blur_filter` are the named resamplers of spec §1.4.
+`linear_filter`, `kaiser_filter`, `blur_filter` are the named resamplers of
+docs/networks.md#named-resamplers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ Padding = tuple[int, int]
 
 
 # ------------------------------------------------------------------------------------------------
-# Named filters (spec §1.4). Returned as float64 numpy arrays; convert with `as_filter_tensor`.
+# Named filters (docs/networks.md#named-resamplers), as float64 numpy arrays; convert with
+# `as_filter_tensor`.
 
 
 @cache
@@ -42,7 +45,7 @@ def _linear_taps(scale: int) -> tuple[float, ...]:
 
 def linear_filter(scale: int = 2) -> np.ndarray:
     """Linear-interpolation taps for resampling by `scale`: [1,3,3,1]/8 for 2, [1,3,5,7,7,5,3,1]/32
-    for 4 (spec §1.4). As an upsampler with gain `scale` per axis it interpolates half-sample
+    for 4. As an upsampler with gain `scale` per axis it interpolates half-sample
     centred, with zero borders."""
     return np.array(_linear_taps(int(scale)))
 
@@ -54,12 +57,12 @@ def _kaiser_taps(scale: int) -> tuple[float, ...]:
 
 def kaiser_filter(scale: int = 2) -> np.ndarray:
     """Kaiser-windowed lowpass for resampling by `scale`: `firwin(6*scale, cutoff=1, width=6,
-    fs=4*scale)`, unit DC gain; 12 taps for scale 2, 24 for scale 4 (spec §1.4)."""
+    fs=4*scale)`, unit DC gain; 12 taps for scale 2, 24 for scale 4."""
     return np.array(_kaiser_taps(int(scale)))
 
 
 def blur_filter() -> np.ndarray:
-    """The [1,3,3,1] blur of the discriminators, normalised to sum 1 (spec §1.4)."""
+    """The [1,3,3,1] blur of the discriminators, normalised to sum 1."""
     return np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
 
 
@@ -154,7 +157,8 @@ def upfirdn(
     gain: float = 1.0,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Upsample, pad, FIR-filter and downsample `x` along one axis (spec §1.3).
+    """Upsample, pad, FIR-filter and downsample `x` along one axis
+    (docs/networks.md#fir-resampling).
 
     `f` is a 1-D filter (sequence, numpy array or tensor); `padding` = (before, after) in
     zero-stuffed samples, negative values crop. Output length is
@@ -272,7 +276,7 @@ def _padding4(padding) -> tuple[int, int, int, int]:
 def upfirdn2d(
     x: torch.Tensor, f, up=1, down=1, padding=0, gain: float = 1.0, flip_filter: bool = False
 ) -> torch.Tensor:
-    """`upfirdn` over the last two axes (H, W), as the original `upfirdn2d` (spec §1.3).
+    """`upfirdn` over the last two axes (H, W), as the original `upfirdn2d`.
 
     A 1-D filter is applied separably (W then H) with the gain split between the axes; a 2-D
     `[fh, fw]` filter is applied as is. `up`, `down` are ints or (x, y) pairs; `padding` is an
@@ -333,12 +337,12 @@ def _upfirdn2d_direct(x, taps, upx, upy, downx, downy, pad4, gain):
 
 
 def default_up_padding(num_taps: int, up: int) -> Padding:
-    """The original's padding for an `up`-times upsampler: output = input * up (spec §1.3)."""
+    """The original's padding for an `up`-times upsampler: output = input * up."""
     return (num_taps + up - 1) // 2, (num_taps - up) // 2
 
 
 def default_down_padding(num_taps: int, down: int) -> Padding:
-    """The original's padding for a `down`-times downsampler (spec §1.3)."""
+    """The original's padding for a `down`-times downsampler."""
     return (num_taps - down + 1) // 2, (num_taps - down) // 2
 
 

@@ -1,4 +1,5 @@
-"""Adaptive discriminator augmentation for the super-resolution stage (spec §6.4, §6.5).
+"""Adaptive discriminator augmentation for the super-resolution stage
+(docs/training.md#ada-and-in-augmentation).
 
 `AugmentPipe` is StyleGAN2-ADA's pipeline applied to videos: every parameter is drawn once per
 clip and the same transform is applied to all its frames. Geometric operations compose one
@@ -10,7 +11,7 @@ contrast, luma flip, hue rotation, saturation); additive noise is i.i.d. per pix
 Difference from the original: the original resamples at 2x with a sym6 wavelet filter around
 the bilinear warp to reduce aliasing; here the warp is a single bilinear `grid_sample`.
 
-Two configurations are used (spec §6.5): `BGC` for ADA (p adapted toward a target sign of the
+Two configurations are used: `BGC` for ADA (p adapted toward a target sign of the
 real logits, capped at 0.5) and `IN_AUGMENT` for the fixed, weak augmentation of the real
 low-resolution conditioning that imitates the low-resolution generator's imperfections.
 """
@@ -235,7 +236,7 @@ def _rotate3d(axis: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 class AdaController:
-    """Adapts p every `interval` steps toward E[sign(D(real))] = target (spec §6.5)."""
+    """Adapts p every `interval` steps toward E[sign(D(real))] = target."""
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""Augmentations of the low-resolution discriminator's inputs (spec §6.1, §11.10-11).
+"""Augmentations of the low-resolution discriminator's inputs
+(docs/training.md#diffaugment-and-time-stretch).
 
 Applied identically to real and generated clips and inside R1: DiffAugment (colour,
 translation, cutout), then the fractional time stretch. Every parameter is drawn once per clip
@@ -109,7 +110,7 @@ def augment_video(
     policy: str = "color,translation,cutout",
     time_strength: float = 1.0,
 ) -> torch.Tensor:
-    """The discriminator-input augmentation of the low-resolution stage (spec §6.1)."""
+    """The discriminator-input augmentation of the low-resolution stage."""
     assert_shape(x, "n c t h w")
     for name in parse_policy(policy):
         x = DIFFAUGMENT[name](x, gen)

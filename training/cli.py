@@ -1,4 +1,4 @@
-"""`lvg-train`: train the low-resolution stage or the super-resolution stage (spec §6, §8)."""
+"""`lvg-train`: train the low-resolution stage or the super-resolution stage (docs/training.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training configurations: named presets that the command line only overrides (spec §6, §8).
+"""Training configurations: named presets that the command line only overrides (docs/training.md).
 
 A run's resolved configuration is written to `<outdir>/config.json`; re-running the same
 command resumes the run.
@@ -21,7 +21,7 @@ class TrainConfig:
     outdir: str = ""
     init: str = ""  # fine-tune from the networks in this file (docs/fine-tuning.md); "" = fresh
 
-    # Optimisation (spec §6.1, §6.3, §13.9).
+    # Optimisation (docs/training.md#hyper-parameters).
     batch: int = 64  # total over all processes and accumulation rounds
     grad_accum: int = 2
     total_steps: int = 100_000
@@ -41,7 +41,7 @@ class TrainConfig:
     x_flip: bool = True
     diffaugment: str = "color,translation,cutout"
     time_stretch: float = 1.0
-    # Super-resolution stage (spec §6.3-6.5).
+    # Super-resolution stage (docs/training.md#sr-step).
     lr_cond_prob: float = 0.1
     # Probability multiplier of the SR stage's fixed LR in-augmentation; 0 turns it off (paper 0.5).
     in_augment_p: float = 0.5
@@ -50,7 +50,7 @@ class TrainConfig:
     ada_speed: float = 0.000125  # change of p per step (applied every ada_interval steps)
     ada_max_p: float = 0.5
 
-    # Book-keeping (spec §8.1: ticks of 500 steps; snapshots every 5k, states every 50k).
+    # Book-keeping (docs/training.md#run-folder): ticks of 500 steps, snapshots every 5k.
     steps_per_tick: int = 500
     snapshot_ticks: int = 10
     state_ticks: int = 10
@@ -94,7 +94,7 @@ class TrainConfig:
 
     @property
     def d_lr_corrected(self) -> float:
-        """D learning rate with the lazy-R1 correction c = k/(k+1) (StyleGAN2; spec §6.1)."""
+        """D learning rate with the lazy-R1 correction c = k/(k+1) (StyleGAN2)."""
         return self.d_lr * self.r1_interval / (self.r1_interval + 1)
 
     @property
@@ -102,7 +102,8 @@ class TrainConfig:
         return self.beta2 ** (self.r1_interval / (self.r1_interval + 1))
 
     def ema_beta_at(self, step: int) -> float:
-        """G_ema decay at `step` (spec §6.6): the half-life grows linearly until the ramp ends."""
+        """G_ema decay at `step` (docs/training.md#generator-ema): the half-life grows linearly
+        until the ramp ends."""
         if self.ema_rampup_steps <= 0:
             return self.ema_beta
         exponent = math.log(self.ema_beta, 0.5) * (self.ema_rampup_steps + 1) / (step + 1)
@@ -168,7 +169,7 @@ TRAIN_PRESETS: dict[str, dict[str, TrainConfig]] = {
 # The shipped demo models (generation/demo/): the tiny recipes with the demo networks.
 TRAIN_PRESETS["lres"]["demo"] = TRAIN_PRESETS["lres"]["tiny"].replace(
     preset="demo",
-    seq_length=64,  # longer clips than tiny's: steadier over a long video (§6.1)
+    seq_length=64,  # longer clips than tiny's: steadier over a long video
 )
 TRAIN_PRESETS["sres"]["demo"] = TRAIN_PRESETS["sres"]["tiny"].replace(preset="demo")
 

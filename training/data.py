@@ -1,4 +1,5 @@
-"""Real clips for training: an endless, resumable, rank-sharded stream (spec §6.2, §6.7).
+"""Real clips for training: an endless, resumable, rank-sharded stream
+(docs/training.md#real-clip-sampling).
 
 The sampler walks epoch after epoch through a permutation seeded by (seed, epoch), gives rank
 r every world_size-th item, and yields `(epoch, index)` keys so each item's random clip start

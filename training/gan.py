@@ -21,7 +21,7 @@ AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def d_stats(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
-    """(fake score, real score, logistic D loss) of one chunk, detached (spec §6.1)."""
+    """(fake score, real score, logistic D loss) of one chunk, detached."""
     loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
     return torch.stack([fake_logits.mean(), real_logits.mean(), loss]).detach()
 
@@ -40,7 +40,7 @@ class GAN:
         self.cfg, self.G, self.D, self.device, self.gen = cfg, G, D, device, gen
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.opt_G = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
-        # Lazy regularisation: D's rate and beta2 are corrected by k/(k+1) (spec §6.1).
+        # Lazy regularisation: D's rate and beta2 are corrected by k/(k+1).
         self.opt_D = torch.optim.Adam(
             D.parameters(), lr=cfg.d_lr_corrected, betas=(cfg.beta1, cfg.d_beta2_corrected)
         )
@@ -52,7 +52,7 @@ class GAN:
         return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
     def optimizer_step(self, opt: torch.optim.Optimizer, params, scale: float) -> int:
-        """Average over ranks, scale, sanitise (spec §6.1), step; returns the non-finite count."""
+        """Average over ranks, scale, sanitise, step; returns the non-finite count."""
         bad = distributed.sync_gradients(params, scale)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -73,9 +73,9 @@ class GAN:
     def r1_step(
         self, chunks: Iterable[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
     ) -> dict[str, float]:
-        """Lazy R1 (spec §6.1.4): for each chunk `(x, logits_of)`, penalty = sum over a clip of
-        the squared gradient of D's logits w.r.t. `x`, weighted by gamma/2; then its own
-        optimizer step with gain r1_interval."""
+        """Lazy R1 (docs/training.md#r1-regularisation): for each chunk `(x, logits_of)`, penalty
+        = sum over a clip of the squared gradient of D's logits w.r.t. `x`, weighted by gamma/2;
+        then its own optimizer step with gain r1_interval."""
         self.D.requires_grad_(True)
         penalties = []
         for x, logits_of in chunks:
@@ -90,7 +90,8 @@ class GAN:
 
     @torch.no_grad()
     def update_ema(self, step: int) -> float:
-        """G_ema <- lerp(G_ema, G, 1 - beta_t) over parameters and buffers (spec §6.6)."""
+        """G_ema <- lerp(G_ema, G, 1 - beta_t) over parameters and buffers
+        (docs/training.md#generator-ema)."""
         beta = self.cfg.ema_beta_at(step)
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.lerp_(p, 1 - beta)

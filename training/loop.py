@@ -139,7 +139,8 @@ class RunLog:
 
 def video_grid(videos: torch.Tensor) -> np.ndarray:
     """`[n, 3, t, h, w]` in [-1, 1] -> uint8 `[t, H, W, 3]` grid, nearest-upscaled so both edges
-    are multiples of 16 (spec §8.3); rows = the largest divisor of n that is <= sqrt(n)."""
+    are multiples of 16; rows = the largest divisor of n that is <= sqrt(n)
+    (docs/training.md#run-folder)."""
     n, _, t, h, w = videos.shape
     rows = max(r for r in range(1, int(math.isqrt(n)) + 1) if n % r == 0)
     x = (videos * 127.5 + 128).clamp(0, 255).to(torch.uint8)
@@ -181,7 +182,8 @@ def train(
 
         for name in cfg.metrics:
             check_name(name)  # fail before training, not at the first snapshot
-    seed_everything(cfg.seed * world + rank)  # per-rank seeds (spec §6.7)
+    # Per-rank seeds (docs/training.md#initialisation-and-seeds).
+    seed_everything(cfg.seed * world + rank)
     gen = torch.Generator().manual_seed(cfg.seed * world + rank)
     gan, dataset = build_stage(cfg, device, gen)
 
@@ -270,7 +272,7 @@ def train(
 
 
 def _compute_metrics(cfg: TrainConfig, snapshot: Path, step: int, device, echo) -> None:
-    """The `--metric`s of a snapshot, appended to `<outdir>/metric-<name>.jsonl` (spec §8.3).
+    """The `--metric`s of a snapshot, appended to `<outdir>/metric-<name>.jsonl`.
     A metric that cannot be computed (e.g. no I3D weights) is reported and training goes on."""
     if not cfg.metrics:
         return
