@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from recipe import FIXTURES, original_lres_names, original_object, write_original_pickle
 
 import networks
-from datasets.cli import main as dataset_main
 from networks.lres_discriminator import LowResDiscriminator
 from networks.lres_generator import LowResGenerator
 from networks.presets import get_preset
@@ -39,16 +38,6 @@ def lres_gan(preset: str, seed: int = 0, seq_length: int = 32) -> LowResGAN:
 def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    result = CliRunner().invoke(
-        dataset_main, ["synthetic", str(root), "--videos", "4", "--frames", "48", "--res", "36x64"]
-    )
-    assert result.exit_code == 0, result.output
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -34,16 +34,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    result = CliRunner().invoke(
-        dataset_main, ["synthetic", str(root), "--videos", "4", "--frames", "48", "--res", "36x64"]
-    )
-    assert result.exit_code == 0, result.output
-    return root
-
-
 def tiny_cfg(synth, outdir, **overrides) -> TrainConfig:
     return resolve(
         "lres", "tiny", **{"data": str(synth), "outdir": str(outdir), **TINY, **overrides}
