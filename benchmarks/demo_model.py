@@ -23,9 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# This folder holds benchmarks/metrics.py, which would shadow the `metrics` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import numpy as np
 import torch
 from PIL import Image

@@ -17,13 +17,9 @@ Training is resumable: re-running with the same --outdir continues for another b
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# This folder holds benchmarks/metrics.py, which would shadow the `metrics` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np
 import torch

@@ -23,11 +23,11 @@ import math
 
 import torch
 import torch.nn.functional as F
+from timing import matmul_gflops, timed
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from networks.lres_generator import LowResGenerator, centre_crop
-from torch_utils.benchmarking import matmul_gflops, timed
 from torch_utils.resample import linear_filter
 
 ORIGINAL_MS_PER_FRAME_128 = 33.0

@@ -23,12 +23,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import matmul_gflops, timed
 from torch.profiler import ProfilerActivity, profile
 
 import networks.sres_generator as sres
 from networks.sres_generator import SuperResGenerator
 from torch_utils import filtered_lrelu as flrelu
-from torch_utils.benchmarking import matmul_gflops, timed
 
 ORIGINAL_S_PER_FRAME = 9.4
 

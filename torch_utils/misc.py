@@ -59,25 +59,50 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class AtomicTarget:
+    """The one temp-file-then-rename mechanism of the project: write to `tmp` (beside `path`, so
+    the rename stays on one file system), then `commit()` flushes it to disk and renames it over
+    `path` (atomic), or `discard()` deletes it. `path` is never seen half-written.
+
+    `hidden=True` names the temp file `.<name>.tmp-<pid>`; `hidden=False` names it
+    `<name>.tmp-<pid>`, for writers whose leftovers are meant to be found (`lvg-dataset info`
+    looks for `*.zip.tmp-*`). The parent folder must exist.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], hidden: bool = True):
+        self.path = Path(path)
+        prefix = "." if hidden else ""
+        self.tmp = self.path.with_name(f"{prefix}{self.path.name}.tmp-{os.getpid()}")
+
+    def commit(self) -> Path:
+        """fsync the temp file and rename it to `path`; returns `path`."""
+        with open(self.tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Delete the temp file (if any); safe to call twice and after `commit()`."""
+        self.tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
+def atomic_path(path: Union[str, os.PathLike], hidden: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write to; on a clean exit it is flushed to disk
     and renamed over `path` (atomic on one file system), on an exception it is deleted. Either
     way `path` is never seen half-written, and an existing `path` stays whole until the rename.
+    Creates the parent folder; `hidden` is as in `AtomicTarget`.
 
         with atomic_path("run/stats.json") as tmp:
             tmp.write_text(text)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    target = AtomicTarget(path, hidden)
+    target.path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield target.tmp
+        target.commit()
     finally:
-        tmp.unlink(missing_ok=True)
+        target.discard()
 
 
 def write_atomic(path: Union[str, os.PathLike], data: Union[bytes, str]) -> Path:

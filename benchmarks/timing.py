@@ -1,4 +1,5 @@
-"""Timing helpers shared by the scripts in `benchmarks/`."""
+"""Timing helpers shared by the scripts in `benchmarks/` (imported as `timing`: each script's
+own folder is on the import path when it runs)."""
 
 from __future__ import annotations
 

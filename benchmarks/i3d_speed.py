@@ -6,7 +6,7 @@ largest float32 logit), plus the time of the preprocessing alone and the implied
 fvd2048_16f evaluation (generated side only; the real side is cached). Input: synthetic
 benchmark videos at 36x64, as the low-res metrics see them.
 
-    python benchmarks/metrics.py [--frames 16 128] [--batch 4] [--repeats 2]
+    python benchmarks/i3d_speed.py [--frames 16 128] [--batch 4] [--repeats 2]
 
 Uses the I3D weights that FVD would use (`lvg-metrics detector`), or random ones if none.
 """
@@ -14,18 +14,13 @@ Uses the I3D weights that FVD would use (`lvg-metrics detector`), or random ones
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-# This script is named like the package it measures: keep its own folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
+from timing import timed
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from datasets.synthetic import render_video  # noqa: E402
-from metrics.i3d import load_detector, preprocess  # noqa: E402
-from torch_utils.benchmarking import timed  # noqa: E402
+from datasets.synthetic import render_video
+from metrics.i3d import load_detector, preprocess
 
 
 def clips(batch: int, frames: int, height: int, width: int) -> torch.Tensor:
