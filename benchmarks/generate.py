@@ -50,7 +50,7 @@ def worker(kind: str, frames: int, batch_frames: int, sres_batch: int) -> dict:
         display_factor,
         generate_segments,
         nearest_upscale,
-        to_uint8,
+        to_uint8_hwc,
     )
     from generation.timeline import Timeline
     from networks.lres_generator import LowResGenerator
@@ -67,7 +67,7 @@ def worker(kind: str, frames: int, batch_frames: int, sres_batch: int) -> dict:
     t0 = time.perf_counter()
     if kind == "oneshot":  # the original: the whole low-res video in one call
         video = G(1, frames, generator=torch.Generator().manual_seed(0))
-        count = to_uint8(video[0].transpose(0, 1)).shape[0]
+        count = to_uint8_hwc(video[0].transpose(0, 1)).shape[0]
     else:
         factor = display_factor(G.cfg.height, G.cfg.width)
         count = 0
@@ -76,7 +76,7 @@ def worker(kind: str, frames: int, batch_frames: int, sres_batch: int) -> dict:
                 for seg in generate_segments(
                     G, S, [Timeline(0)], 0, frames, batch_frames, sres_batch
                 ):
-                    images = to_uint8(seg.video[0].transpose(0, 1))
+                    images = to_uint8_hwc(seg.video[0].transpose(0, 1))
                     if S is None:
                         images = nearest_upscale(images, factor)
                     for image in images:

@@ -39,7 +39,7 @@ def conv_flops_per_frame(cfg) -> tuple[float, float]:
     ours = full = 0.0
     for s in cfg.layers:
         x0, x1, y0, y1 = s.conv_crop()
-        w, h = s.in_size[0] + s.kernel - 1, s.in_size[1] + s.kernel - 1
+        h, w = s.in_size[0] + s.kernel - 1, s.in_size[1] + s.kernel - 1
         per_output = 2 * s.out_channels * s.in_channels * s.kernel**2
         full += per_output * w * h
         ours += per_output * (w - x0 - x1) * (h - y0 - y1)
@@ -51,7 +51,7 @@ def filter_flops_per_frame(cfg) -> float:
     total = 0.0
     for s in cfg.layers:
         x0, x1, y0, y1 = s.conv_crop()
-        in_hw = (s.in_size[1] + s.kernel - 1 - y0 - y1, s.in_size[0] + s.kernel - 1 - x0 - x1)
+        in_hw = (s.in_size[0] + s.kernel - 1 - y0 - y1, s.in_size[1] + s.kernel - 1 - x0 - x1)
         pad = (
             s.padding[0] + s.up * x0,
             s.padding[1] + s.up * x1,

@@ -4,246 +4,57 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 from __future__ import annotations
 
 import os
-import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass
-from itertools import islice
+import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar, Union
 
 import click
-import numpy as np
 import tqdm
 
 from datasets import curate as curation
+from datasets import manifest as manifests
+from datasets import report as contact_sheet
+from datasets import writer
 from datasets.shards import (
-    Resolution,
     ShardFolder,
-    ShardWriter,
     describe_difference,
-    encode_jpeg,
     format_resolution,
     list_resolutions,
-    parse_resolution,
     resolution_dirname,
-    shard_path,
-    write_clip,
 )
-from datasets.video_io import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    VideoReadError,
-    list_files,
-    read_image,
-    read_video,
-    resize_frame,
-)
+from datasets.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_files
 
-# A source frame: one RGB uint8 array of any size (resized to every resolution), or one array per
-# resolution already at that size (the synthetic benchmark renders each resolution directly).
-SourceFrame = Union[np.ndarray, Mapping[Resolution, np.ndarray]]
-T = TypeVar("T")
-R = TypeVar("R")
+# Parameter names in the ValueErrors of datasets.writer -> the flags and arguments they come from.
+FLAGS = {
+    "res": "--res",
+    "num_partitions": "--num-partitions",
+    "partition": "--partition",
+    "dst": "DST",
+}
 
 
-@dataclass
-class ClipSource:
-    """One clip to write: its clip_dir in the shard, what to name in warnings, and its frames."""
-
-    clip_dir: str
-    label: str
-    frames: Callable[[], Iterator[tuple[str, SourceFrame]]]
+def _usage_error(error: ValueError) -> click.ClickException:
+    """A library ValueError as a one-line CLI error, its `parameter` names turned into flags."""
+    flag = lambda m: FLAGS.get(m[1], "--" + m[1].replace("_", "-"))  # noqa: E731
+    return click.ClickException(re.sub(r"`(\w+)`", flag, str(error)))
 
 
-# ---------------------------------------------------------------------------------------------------
-# The shared writing path of all three commands
-
-
-def _encode(frame: SourceFrame, resolutions: list[Resolution]) -> dict[Resolution, bytes]:
-    """Resize (crop to aspect + Lanczos, docs/datasets.md#resizing) and JPEG-encode one frame at
-    every resolution."""
-    return {
-        res: encode_jpeg(resize_frame(frame[res] if isinstance(frame, Mapping) else frame, *res))
-        for res in resolutions
-    }
-
-
-def _ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """`map(fn, items)` on `workers` threads, in order, with a bounded read-ahead.
-
-    PIL releases the GIL while resizing and encoding, so threads give a real speed-up.
-    """
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def _check_resolutions(res: tuple[str, ...]) -> list[Resolution]:
+def _write(dst, resolutions, sources, num_partitions, partition, workers) -> None:
+    """`writer.write_partition`, its errors as CLI errors and its summary echoed."""
     try:
-        return sorted({parse_resolution(value) for value in res})
+        summary = writer.write_partition(
+            dst, resolutions, sources, num_partitions, partition, workers
+        )
     except ValueError as e:
-        raise click.ClickException(f"--res {e}") from None
+        raise _usage_error(e) from None
+    click.echo(str(summary))
 
 
-def _partition_sources(
-    sources: list[ClipSource], num_partitions: int, partition: int
-) -> list[ClipSource]:
-    if num_partitions < 1:
-        raise click.ClickException(f"--num-partitions must be >= 1, got {num_partitions}")
-    if not 0 <= partition < num_partitions:
-        raise click.ClickException(
-            f"--partition {partition} is out of range for --num-partitions {num_partitions}; "
-            f"use 0..{num_partitions - 1}"
-        )
-    seen: dict[str, str] = {}
-    for source in sources:
-        if source.clip_dir in seen:
-            raise click.ClickException(
-                f"{seen[source.clip_dir]} and {source.label} would both be clip "
-                f"{source.clip_dir!r}; rename or move one of them"
-            )
-        seen[source.clip_dir] = source.label
-    chunks = np.array_split(np.arange(len(sources)), num_partitions)
-    return [sources[i] for i in chunks[partition]]
-
-
-def write_partition(
-    dst: str,
-    resolutions: list[Resolution],
-    sources: list[ClipSource],
-    num_partitions: int,
-    partition: int,
-    workers: int,
-) -> None:
-    """Write shard `partition_<partition>` of `dst` at every resolution in one pass
-    (docs/datasets.md#sharding).
-
-    Sources are split with `np.array_split` into `num_partitions` chunks. A source that fails to
-    read is skipped with a one-line warning; the run ends with a summary line.
-    """
-    sources = _partition_sources(sources, num_partitions, partition)
-    shard_name = f"partition_{partition:04d}"
-    paths = {res: shard_path(dst, res, shard_name) for res in resolutions}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing:
-        raise click.ClickException(
-            f"{', '.join(existing)} already exists; choose another DST or delete it first"
-        )
-
-    written = skipped = total_frames = 0
-    with ExitStack() as stack:
-        writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
-        for source in tqdm.tqdm(sources, desc=shard_name, unit="video"):
-            encoded = _ordered_map(
-                lambda item: (item[0], _encode(item[1], resolutions)), source.frames(), workers
-            )
-            try:
-                total_frames += write_clip(writers, source.clip_dir, encoded)
-                written += 1
-            except VideoReadError as e:
-                skipped += 1
-                tqdm.tqdm.write(f"warning: skipped {source.label}: {e.reason}", file=sys.stderr)
-    click.echo(
-        f"{written} videos written, {skipped} skipped ({total_frames} frames) -> "
-        + ", ".join(str(p) for p in paths.values())
-    )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Sources
-
-
-def _video_sources(src: Path, trim_start: float, trim_end: float) -> list[ClipSource]:
-    """Every video under `src`; clip_dir = path relative to `src` without extension
-    (docs/datasets.md#on-disk-format)."""
-
-    def frames(path: Path) -> Iterator[tuple[str, SourceFrame]]:
-        for i, frame in enumerate(read_video(path, trim_start, trim_end)):
-            yield f"frame_{i:06d}.jpg", frame
-
-    return [
-        ClipSource(
-            path.relative_to(src).with_suffix("").as_posix(), str(path), lambda p=path: frames(p)
-        )
-        for path in list_files(src, VIDEO_EXTENSIONS)
-    ]
-
-
-def _manifest_sources(src: Path, clips: list[curation.Clip]) -> list[ClipSource]:
-    """The kept clips of a curate manifest; clip_dir = `Clip.name`, i.e. the video path relative to
-    `src` without extension, then `/<start>-<end>` (frame numbers, end exclusive)."""
-
-    def frames(clip: curation.Clip) -> Iterator[tuple[str, SourceFrame]]:
-        path = src / clip.video
-        # Seek to half a frame before the clip's first timestamp, then count frames from there.
-        reader = read_video(path, trim_start=max(0.0, clip.start - 0.5 / clip.fps))
-        count = 0
-        try:
-            for count, frame in enumerate(islice(reader, clip.num_frames), 1):
-                yield f"frame_{count - 1:06d}.jpg", frame
-        finally:
-            reader.close()
-        if count < clip.num_frames:
-            reason = f"ended after {count} of the {clip.num_frames} frames of clip {clip.name}"
-            raise VideoReadError(path, reason)
-
-    return [
-        ClipSource(clip.name, f"{src / clip.video} (clip {clip.name})", lambda c=clip: frames(c))
-        for clip in sorted(clips, key=lambda c: c.name)
-    ]
-
-
-def _frame_folder_sources(src: Path) -> list[ClipSource]:
-    """Every folder of images under `src`; clip_dir = folder relative to `src`, frame name = file
-    name with suffix .jpg, frames in name order (docs/datasets.md#on-disk-format)."""
-    folders: dict[Path, list[Path]] = {}
-    for path in list_files(src, IMAGE_EXTENSIONS):
-        folders.setdefault(path.parent, []).append(path)
-
-    def frames(paths: list[Path]) -> Iterator[tuple[str, SourceFrame]]:
-        for path in paths:
-            yield path.with_suffix(".jpg").name, read_image(path)
-
-    sources = []
-    for folder, paths in sorted(folders.items()):
-        names = [p.with_suffix(".jpg").name for p in paths]
-        if len(set(names)) < len(names):
-            duplicate = next(n for n in names if names.count(n) > 1)
-            raise click.ClickException(
-                f"{folder} has several images that would become {duplicate}; keep one of them"
-            )
-        clip_dir = folder.relative_to(src).as_posix()  # "." for images directly in SRC
-        sources.append(ClipSource(clip_dir, str(folder), lambda p=paths: frames(p)))
-    return sources
-
-
-def _synthetic_sources(
-    num_videos: int, num_frames: int, resolutions: list[Resolution], seed: int
-) -> list[ClipSource]:
-    """Synthetic benchmark videos `video_%05d`; video i uses seed `seed * 100003 + i`, and every
-    resolution is rendered directly (no resizing), so all resolutions show the same scene."""
-    from datasets.synthetic import render_video  # imported here: only this command needs it
-
-    def frames(video_seed: int) -> Iterator[tuple[str, SourceFrame]]:
-        videos = {res: render_video(video_seed, num_frames, *res)[0] for res in resolutions}
-        for i in range(num_frames):
-            yield f"frame_{i:06d}.jpg", {res: video[i] for res, video in videos.items()}
-
-    return [
-        ClipSource(f"video_{i:05d}", f"synthetic video {i}", lambda s=seed * 100003 + i: frames(s))
-        for i in range(num_videos)
-    ]
+def _check_resolutions(res: tuple[str, ...]) -> list:
+    try:
+        return writer.check_resolutions(res)
+    except ValueError as e:
+        raise _usage_error(e) from None
 
 
 def _check_src(src: str) -> Path:
@@ -390,21 +201,21 @@ def from_videos(
                 "--trim-start/--trim-end do not apply with --manifest (clips have exact frames)"
             )
         try:
-            clips = curation.read_manifest(manifest)
+            shots = manifests.read_manifest(manifest)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
-        if not clips:
+        if not shots:
             raise click.ClickException(
                 f"manifest {manifest} keeps no clips; re-run lvg-dataset curate with looser limits"
             )
-        sources = _manifest_sources(src_path, clips)
+        sources = writer.manifest_sources(src_path, shots)
     else:
-        sources = _video_sources(src_path, trim_start, trim_end)
+        sources = writer.video_sources(src_path, trim_start, trim_end)
     if not sources:
         raise click.ClickException(
             f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
         )
-    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+    _write(dst, resolutions, sources, num_partitions, partition, workers)
 
 
 @main.command("from-frames")
@@ -424,12 +235,15 @@ def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
       lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
     """
     resolutions = _check_resolutions(res)
-    sources = _frame_folder_sources(_check_src(src))
+    try:
+        sources = writer.frame_folder_sources(_check_src(src))
+    except ValueError as e:
+        raise _usage_error(e) from None
     if not sources:
         raise click.ClickException(
             f"no images ({' '.join(IMAGE_EXTENSIONS)}) under {src}; check the path"
         )
-    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+    _write(dst, resolutions, sources, num_partitions, partition, workers)
 
 
 @main.command("synthetic")
@@ -459,8 +273,8 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
       lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256 --seed 0
     """
     resolutions = _check_resolutions(res)
-    sources = _synthetic_sources(num_videos, num_frames, resolutions, seed)
-    write_partition(dst, resolutions, sources, num_partitions, partition, workers)
+    sources = writer.synthetic_sources(num_videos, num_frames, resolutions, seed)
+    _write(dst, resolutions, sources, num_partitions, partition, workers)
 
 
 @main.command("curate")
@@ -558,20 +372,7 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
     "videos again at thumbnail size.",
 )
 def curate_videos(
-    src,
-    out,
-    min_seconds,
-    min_motion,
-    max_motion,
-    min_sharpness,
-    dedup,
-    cut_k,
-    cut_min,
-    analysis_width,
-    motion_method,
-    workers,
-    cache_dir,
-    report,
+    src, out, analysis_width, motion_method, workers, cache_dir, report, **limits
 ) -> None:
     """Split every video under SRC into shots, score them, and write the kept and dropped shots
     to the JSON manifest OUT (for: lvg-dataset from-videos SRC DST --manifest OUT).
@@ -594,58 +395,69 @@ def curate_videos(
       lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256 \\
           --manifest ~/footage.json
     """
-    src_path = _check_src(src)
-    out_path = _check_output_file(out, "OUT")
+    src_path, out_path = _check_src(src), _check_output_file(out, "OUT")
     if report is not None:
-        if Path(report).suffix.lower() not in curation.REPORT_SUFFIXES:
+        if Path(report).suffix.lower() not in contact_sheet.REPORT_SUFFIXES:
             raise click.ClickException(f"--report {report}: use a .html or .png file name")
         _check_output_file(report, "--report")
     try:
-        thresholds = curation.Thresholds(
-            min_seconds, min_motion, max_motion, min_sharpness, dedup, cut_k, cut_min
-        )
+        thresholds = curation.Thresholds(**limits)
         method = curation.default_motion_method() if motion_method == "auto" else motion_method
         settings = curation.AnalysisSettings(analysis_width, method)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    videos = [p.relative_to(src_path).as_posix() for p in list_files(src_path, VIDEO_EXTENSIONS)]
-    if not videos:
-        raise click.ClickException(
-            f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
-        )
-    cache = curation.AnalysisCache(cache_dir or out_path.with_suffix(".cache"))
-    try:
-        cache.folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise click.ClickException(f"cannot create the cache folder {cache.folder} ({e})") from None
-
-    def progress(desc: str):
-        return lambda items, total: tqdm.tqdm(items, total=total, desc=desc, unit="video")
-
+        raise _usage_error(e) from None
+    videos = [p.relative_to(src_path).as_posix() for p in _list_videos(src_path, src)]
+    cache = _open_cache(cache_dir or out_path.with_suffix(".cache"))
     analyses, decoded = curation.analyse_videos(
-        src_path, videos, settings, cache, workers, progress("analyse")
+        src_path, videos, settings, cache, workers, _progress("analyse")
     )
     for analysis in analyses:
         if analysis.error is not None:
             click.echo(f"warning: skipped {src_path / analysis.video}: {analysis.error}", err=True)
-    result = curation.curate(analyses, str(src_path.resolve()), thresholds)
+    result = manifests.curate(analyses, str(src_path.resolve()), thresholds)
     try:
-        curation.write_manifest(out_path, result)
+        manifests.write_manifest(out_path, result)
     except OSError as e:
         raise click.ClickException(f"cannot write OUT {out_path} ({e})") from None
-    summary = result.summary()
-    dropped = ", ".join(f"{n} {reason}" for reason, n in summary["dropped"].items()) or "none"
-    click.echo(
-        f"{len(videos)} videos ({decoded} analysed, {len(videos) - decoded} from cache), "
-        f"{summary['clips']} shots: {summary['kept']} kept ({summary['kept_seconds']:.1f} s), "
-        f"dropped: {dropped} -> {out_path}"
-    )
+    _echo_curation(result, len(videos), decoded, out_path)
     if report is not None:
         try:
-            curation.write_report(report, result, workers, progress("report"))
+            contact_sheet.write_report(report, result, workers, _progress("report"))
         except OSError as e:
             raise click.ClickException(f"cannot write --report {report} ({e})") from None
         click.echo(f"report -> {report}")
+
+
+def _list_videos(src_path: Path, src: str) -> list[Path]:
+    videos = list_files(src_path, VIDEO_EXTENSIONS)
+    if not videos:
+        raise click.ClickException(
+            f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
+        )
+    return videos
+
+
+def _open_cache(folder: str | Path) -> curation.AnalysisCache:
+    cache = curation.AnalysisCache(folder)
+    try:
+        cache.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"cannot create the cache folder {cache.folder} ({e})") from None
+    return cache
+
+
+def _progress(desc: str):
+    return lambda items, total: tqdm.tqdm(items, total=total, desc=desc, unit="video")
+
+
+def _echo_curation(result: manifests.Curation, num_videos: int, decoded: int, out: Path) -> None:
+    summary = result.summary()
+    dropped = ", ".join(f"{n} {reason}" for reason, n in summary["dropped"].items()) or "none"
+    click.echo(
+        f"{num_videos} videos ({decoded} analysed, {num_videos - decoded} from cache), "
+        f"{summary['clips']} shots: {summary['kept']} kept ({summary['kept_seconds']:.1f} s), "
+        f"dropped: {dropped} -> {out}"
+    )
 
 
 @main.command("info")

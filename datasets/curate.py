@@ -1,6 +1,6 @@
-"""Dataset curation (issue 9): split source videos into shots, score them, keep the usable ones.
+"""Dataset curation, the analysis (issue 9): split source videos into shots and measure them.
 
-Pipeline, one obvious place per step:
+Pipeline, one obvious place per step (three modules):
 
 * `analyse_video` decodes a video once at a small width (`AnalysisSettings.width`, ~128 px) and
   measures per frame: a cut score against the previous frame (colour-histogram distance plus
@@ -8,37 +8,37 @@ Pipeline, one obvious place per step:
   frame: OpenCV Farneback, or without OpenCV the normal flow of frame differences), sharpness
   (variance of the Laplacian) and a 64-bit DCT perceptual hash.
 * `AnalysisCache` keeps those per-frame arrays, one `.npz` per video keyed by path + size + mtime,
-  so shots and thresholds can be re-derived without decoding and an interrupted run resumes.
+  so shots and thresholds can be re-derived without decoding and an interrupted run resumes;
+  `analyse_videos` runs the analyses on a process pool (`parallel_map`).
 * `detect_cuts` starts a new shot where the cut score exceeds a rolling median + k MAD;
-  `split_clips` turns shots into `Clip`s with scores; `judge_clips` applies `Thresholds`.
-* `build_manifest` writes the JSON manifest that `lvg-dataset from-videos --manifest` reads back
-  with `read_manifest`; `write_report` draws a contact sheet (HTML or PNG) to check thresholds.
+  `split_clips` turns shots into scored `Shot`s.
+* `datasets.manifest`: `judge_clips` applies `Thresholds` (the verdicts), `curate` gathers them in
+  a `Curation`, `write_manifest` writes the JSON manifest that `lvg-dataset from-videos
+  --manifest` reads back with `read_manifest`.
+* `datasets.report`: `write_report` draws a contact sheet (HTML or PNG) to check thresholds.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import io
 import json
 import math
 import os
 import zipfile
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import av
 import numpy as np
 import scipy.fft
 import scipy.ndimage
 from av.video.reformatter import VideoReformatter
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from datasets.video_io import TRUNCATION_SLACK, VideoReadError
 from torch_utils.misc import write_atomic
@@ -48,14 +48,10 @@ try:  # OpenCV is only needed for Farneback optical flow; frame differences are 
 except ImportError:  # pragma: no cover - depends on the environment
     cv2 = None
 
-MANIFEST_FORMAT = "lvg-dataset curate manifest"
-MANIFEST_VERSION = 1
 ANALYSIS_VERSION = 1  # bump when per-frame measurements change: invalidates every cache entry
 MOTION_METHODS = ("farneback", "framediff")
-REPORT_SUFFIXES = (".html", ".htm", ".png")
 REPRESENTATIVE_FRAMES = 3  # frames per clip hashed for near-duplicate detection
 MIN_CUT_GAP_SECONDS = 0.25  # of several cut candidates closer than this, the strongest wins
-THUMB_WIDTH = 128
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 T = TypeVar("T")
 
@@ -78,13 +74,13 @@ class AnalysisSettings:
 
     def __post_init__(self) -> None:
         if self.width < 16:
-            raise ValueError(f"the analysis width must be >= 16 pixels, got {self.width}")
+            raise ValueError(f"`analysis_width` must be >= 16 pixels, got {self.width}")
         if self.motion_method not in MOTION_METHODS:
-            raise ValueError(f"motion method must be one of {MOTION_METHODS}")
+            raise ValueError(f"`motion_method` must be one of {MOTION_METHODS}")
         if self.motion_method == "farneback" and cv2 is None:
             raise ValueError(
                 "Farneback motion needs OpenCV: pip install opencv-python-headless "
-                "(or use frame differences: --motion framediff)"
+                "(or use frame differences: `motion_method` framediff)"
             )
 
 
@@ -103,15 +99,15 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if self.min_seconds < 0 or self.min_motion < 0 or self.min_sharpness < 0:
-            raise ValueError("--min-seconds, --min-motion and --min-sharpness must be >= 0")
+            raise ValueError("`min_seconds`, `min_motion` and `min_sharpness` must be >= 0")
         if self.max_motion < self.min_motion:
             raise ValueError(
-                f"--max-motion {self.max_motion} is below --min-motion {self.min_motion}"
+                f"`max_motion` {self.max_motion} is below `min_motion` {self.min_motion}"
             )
         if not -1 <= self.dedup <= 64:
-            raise ValueError(f"--dedup must be -1 (off) or 0..64 bits, got {self.dedup}")
+            raise ValueError(f"`dedup` must be -1 (off) or 0..64 bits, got {self.dedup}")
         if self.cut_k < 0 or not 0 <= self.cut_min <= 1 or self.cut_window <= 0:
-            raise ValueError("need --cut-k >= 0, 0 <= --cut-min <= 1 and a positive cut window")
+            raise ValueError("need `cut_k` >= 0, 0 <= `cut_min` <= 1 and a positive cut window")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -455,7 +451,7 @@ def detect_cuts(score: np.ndarray, fps: float, thresholds: Thresholds) -> np.nda
 
 
 @dataclass
-class Clip:
+class Shot:
     """One shot of one video: frames [start_frame, end_frame), scores and the verdict."""
 
     video: str  # path relative to SRC
@@ -485,50 +481,9 @@ class Clip:
     def num_frames(self) -> int:
         return self.end_frame - self.start_frame
 
-    def to_json(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "clip": self.name,
-            "video": self.video,
-            "start_frame": self.start_frame,
-            "end_frame": self.end_frame,
-            "start": round(self.start, 4),
-            "end": round(self.end, 4),
-            "fps": round(self.fps, 4),
-            "scores": {
-                "seconds": round(self.seconds, 4),
-                "motion": round(self.motion, 4),
-                "sharpness": round(self.sharpness, 2),
-                "cut": round(self.cut_score, 4),
-                "phash": [f"{h:016x}" for h in self.phash],
-            },
-        }
-        if self.reason:
-            entry["reason"] = self.reason
-        if self.duplicate_of:
-            entry["duplicate_of"] = self.duplicate_of
-        return entry
 
-    @classmethod
-    def from_json(cls, entry: dict[str, Any]) -> Clip:
-        scores = entry["scores"]
-        return cls(
-            video=str(entry["video"]),
-            start_frame=int(entry["start_frame"]),
-            end_frame=int(entry["end_frame"]),
-            start=float(entry["start"]),
-            end=float(entry["end"]),
-            fps=float(entry["fps"]),
-            motion=float(scores["motion"]),
-            sharpness=float(scores["sharpness"]),
-            cut_score=float(scores["cut"]),
-            phash=tuple(int(h, 16) for h in scores["phash"]),
-            reason=entry.get("reason"),
-            duplicate_of=entry.get("duplicate_of"),
-        )
-
-
-def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Clip]:
-    """One scored clip per shot of a readable video (no verdict yet)."""
+def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Shot]:
+    """One scored `Shot` per shot of a readable video (no verdict yet: `manifest.judge_clips`)."""
     n = analysis.num_frames
     bounds = [0, *detect_cuts(analysis.cut_score, analysis.fps, thresholds).tolist(), n]
     clips = []
@@ -539,7 +494,7 @@ def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Clip]:
         )
         end_time = analysis.times[end] if end < n else analysis.times[-1] + 1 / analysis.fps
         clips.append(
-            Clip(
+            Shot(
                 video=analysis.video,
                 start_frame=start,
                 end_frame=end,
@@ -553,282 +508,3 @@ def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Clip]:
             )
         )
     return clips
-
-
-def judge_clips(clips: list[Clip], thresholds: Thresholds) -> None:
-    """Set each clip's `reason` (None keeps it), checked in this order: too_short, static,
-    too_much_motion, blurry, duplicate (of an earlier kept clip, across all videos)."""
-    kept_hashes = np.zeros((len(clips), REPRESENTATIVE_FRAMES), np.uint64)
-    kept_names: list[str] = []
-    for clip in clips:
-        clip.reason = clip.duplicate_of = None
-        if clip.seconds < thresholds.min_seconds:
-            clip.reason = "too_short"
-        elif clip.motion < thresholds.min_motion:
-            clip.reason = "static"
-        elif clip.motion > thresholds.max_motion:
-            clip.reason = "too_much_motion"
-        elif clip.sharpness < thresholds.min_sharpness:
-            clip.reason = "blurry"
-        elif thresholds.dedup >= 0 and kept_names:
-            distance = clip_distance(
-                kept_hashes[: len(kept_names)], np.array(clip.phash, np.uint64)
-            )
-            nearest = int(np.argmin(distance))
-            if distance[nearest] <= thresholds.dedup:
-                clip.reason, clip.duplicate_of = "duplicate", kept_names[nearest]
-        if clip.reason is None:
-            kept_hashes[len(kept_names)] = clip.phash
-            kept_names.append(clip.name)
-
-
-def clip_distance(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Distance of a clip's hashes `[R]` to every row of `[K, R]`: for each hash the nearest one
-    of the other clip, averaged, taking the larger of the two directions."""
-    d = hamming(hashes[:, :, None], query[None, None, :])  # [K, R, R]
-    return np.maximum(d.min(2).mean(1), d.min(1).mean(1))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Manifest
-
-
-@dataclass
-class Curation:
-    """Everything a manifest says: the clips with their verdicts and the unreadable videos."""
-
-    src: str
-    settings: AnalysisSettings
-    thresholds: Thresholds
-    clips: list[Clip]
-    unreadable: dict[str, str]  # video -> reason
-    num_videos: int
-
-    @property
-    def kept(self) -> list[Clip]:
-        return [clip for clip in self.clips if clip.reason is None]
-
-    def summary(self) -> dict[str, Any]:
-        kept = self.kept
-        dropped = Counter(clip.reason for clip in self.clips if clip.reason)
-        if self.unreadable:
-            dropped["unreadable"] = len(self.unreadable)
-        return {
-            "videos": self.num_videos,
-            "clips": len(self.clips),
-            "kept": len(kept),
-            "kept_seconds": round(sum(clip.seconds for clip in kept), 3),
-            "kept_frames": sum(clip.num_frames for clip in kept),
-            "dropped": dict(sorted(dropped.items())),
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        dropped = [clip.to_json() for clip in self.clips if clip.reason]
-        dropped += [
-            {"video": video, "reason": "unreadable", "error": error}
-            for video, error in sorted(self.unreadable.items())
-        ]
-        return {
-            "format": MANIFEST_FORMAT,
-            "version": MANIFEST_VERSION,
-            "src": self.src,
-            "analysis": asdict(self.settings),
-            "thresholds": asdict(self.thresholds),
-            "summary": self.summary(),
-            "kept": [clip.to_json() for clip in self.kept],
-            "dropped": dropped,
-        }
-
-
-def curate(analyses: list[VideoAnalysis], src: str, thresholds: Thresholds) -> Curation:
-    """Shots and verdicts for `analyses` (in their order, which decides who is a duplicate)."""
-    clips = [clip for a in analyses if a.error is None for clip in split_clips(a, thresholds)]
-    judge_clips(clips, thresholds)
-    unreadable = {a.video: a.error for a in analyses if a.error is not None}
-    settings = analyses[0].settings if analyses else AnalysisSettings()
-    return Curation(src, settings, thresholds, clips, unreadable, len(analyses))
-
-
-def write_manifest(path: str | os.PathLike, curation: Curation) -> None:
-    write_atomic(path, (json.dumps(curation.to_json(), indent=2) + "\n").encode())
-
-
-def read_manifest(path: str | os.PathLike) -> list[Clip]:
-    """The kept clips of a manifest written by `write_manifest`; ValueError says what is wrong."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(
-            f"manifest {path} does not exist; make one with lvg-dataset curate"
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"manifest {path} is not readable JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path} is not a manifest of lvg-dataset curate")
-    if data.get("version") != MANIFEST_VERSION:
-        raise ValueError(
-            f"manifest {path} has version {data.get('version')}, this tool reads {MANIFEST_VERSION}"
-        )
-    try:
-        return [Clip.from_json(entry) for entry in data["kept"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"manifest {path} has a malformed clip entry ({e!r})") from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Contact sheet
-
-
-def clip_thumbnail_frames(clip: Clip) -> list[int]:
-    """First, middle and last frame of a clip."""
-    return sorted(
-        {clip.start_frame, (clip.start_frame + clip.end_frame - 1) // 2, clip.end_frame - 1}
-    )
-
-
-def video_thumbnails(src: str, video: str, frames: list[int], width: int) -> dict[int, bytes]:
-    """JPEG thumbnails of the given frame numbers of one video (decoding stops after the last)."""
-    wanted, thumbs = set(frames), {}
-    try:
-        with SmallVideo(Path(src) / video, width) as reader:
-            for index, (_, rgb) in enumerate(reader.frames(stop=max(frames) + 1)):
-                if index in wanted:
-                    buffer = io.BytesIO()
-                    Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
-                    thumbs[index] = buffer.getvalue()
-    except VideoReadError:
-        pass  # the video changed since the analysis: its clips show without thumbnails
-    return thumbs
-
-
-def write_report(
-    path: str | os.PathLike,
-    curation: Curation,
-    workers: int = 1,
-    progress: Callable[[Iterable[T], int], Iterable[T]] | None = None,
-) -> None:
-    """A contact sheet of every clip (thumbnails, scores, verdict): `.html` or `.png`."""
-    path = Path(path)
-    by_video: dict[str, list[Clip]] = {}
-    for clip in curation.clips:
-        by_video.setdefault(clip.video, []).append(clip)
-    videos = sorted(by_video)
-    tasks = [
-        (
-            curation.src,
-            v,
-            sorted({f for c in by_video[v] for f in clip_thumbnail_frames(c)}),
-            THUMB_WIDTH,
-        )
-        for v in videos
-    ]
-    thumbs: dict[str, dict[int, bytes]] = {}
-    done = parallel_map(video_thumbnails, tasks, workers)
-    for i, result in progress(done, len(tasks)) if progress else done:
-        thumbs[videos[i]] = result
-    render = _report_png if path.suffix.lower() == ".png" else _report_html
-    write_atomic(path, render(curation, thumbs))
-
-
-def _clip_lines(clip: Clip) -> tuple[str, str]:
-    verdict = "kept" if clip.reason is None else f"dropped: {clip.reason}"
-    if clip.duplicate_of:
-        verdict += f" of {clip.duplicate_of}"
-    scores = (
-        f"{clip.seconds:.2f} s ({clip.num_frames} frames), motion {clip.motion:.3f}, "
-        f"sharpness {clip.sharpness:.1f}, cut {clip.cut_score:.2f}"
-    )
-    return verdict, scores
-
-
-def _report_html(curation: Curation, thumbs: dict[str, dict[int, bytes]]) -> bytes:
-    esc = html.escape
-    summary = curation.summary()
-    rows = []
-    for clip in curation.clips:
-        verdict, scores = _clip_lines(clip)
-        images = "".join(
-            f'<img src="data:image/jpeg;base64,{base64.b64encode(data).decode()}" '
-            f'title="frame {f}">'
-            for f in clip_thumbnail_frames(clip)
-            if (data := thumbs.get(clip.video, {}).get(f))
-        )
-        status = "kept" if clip.reason is None else "dropped"
-        rows.append(
-            f'<tr class="{status}"><td>{images}</td><td><b>{esc(clip.name)}</b><br>'
-            f'<span class="verdict">{esc(verdict)}</span><br>{esc(scores)}</td></tr>'
-        )
-    rows += [
-        f'<tr class="dropped"><td></td><td><b>{esc(video)}</b><br>'
-        f'<span class="verdict">dropped: unreadable</span><br>{esc(error)}</td></tr>'
-        for video, error in sorted(curation.unreadable.items())
-    ]
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>lvg-dataset curate: {esc(curation.src)}</title>
-<style>
-body {{ font: 13px sans-serif; margin: 1em; }}
-table {{ border-collapse: collapse; }}
-td {{ padding: 4px 8px; vertical-align: top; border-bottom: 1px solid #ccc; }}
-img {{ margin-right: 2px; }}
-tr.kept .verdict {{ color: #070; font-weight: bold; }}
-tr.dropped .verdict {{ color: #b00; font-weight: bold; }}
-tr.dropped img {{ opacity: 0.6; }}
-</style></head><body>
-<h2>{esc(curation.src)}</h2>
-<p>{esc(json.dumps(summary))}</p>
-<p>thresholds: {esc(json.dumps(asdict(curation.thresholds)))}<br>
-analysis: {esc(json.dumps(asdict(curation.settings)))}</p>
-<table>
-{chr(10).join(rows)}
-</table></body></html>
-"""
-    return page.encode()
-
-
-PNG_MAX_CLIPS = 300  # a PNG contact sheet stops here (the HTML report has no limit)
-
-
-def _report_png(curation: Curation, thumbs: dict[str, dict[int, bytes]]) -> bytes:
-    clips = curation.clips[:PNG_MAX_CLIPS]
-    images = {
-        (video, f): Image.open(io.BytesIO(data)).convert("RGB")
-        for video, frames in thumbs.items()
-        for f, data in frames.items()
-    }
-    thumb_height = max((im.height for im in images.values()), default=THUMB_WIDTH * 9 // 16)
-    row_height, text_width = thumb_height + 8, 520
-    header = [
-        curation.src,
-        json.dumps(curation.summary()),
-        f"thresholds: {json.dumps(asdict(curation.thresholds))}",
-    ]
-    extra = len(curation.clips) - len(clips)
-    if extra > 0:
-        header.append(f"... and {extra} more clips: write an .html report to see them all")
-    footer = [
-        f"{video}: dropped: unreadable ({error})" for video, error in curation.unreadable.items()
-    ]
-    width = 3 * (THUMB_WIDTH + 4) + text_width
-    height = 14 * (len(header) + len(footer)) + row_height * len(clips) + 16
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    y = 4
-    for line in header:
-        draw.text((4, y), line, fill="black")
-        y += 14
-    for clip in clips:
-        for k, f in enumerate(clip_thumbnail_frames(clip)):
-            if (clip.video, f) in images:
-                sheet.paste(images[clip.video, f], (4 + k * (THUMB_WIDTH + 4), y + 4))
-        verdict, scores = _clip_lines(clip)
-        x = 3 * (THUMB_WIDTH + 4) + 8
-        draw.text((x, y + 6), clip.name, fill="black")
-        draw.text((x, y + 22), verdict, fill=(0, 120, 0) if clip.reason is None else (180, 0, 0))
-        draw.text((x, y + 38), scores, fill="black")
-        y += row_height
-    for line in footer:
-        draw.text((4, y), line, fill=(180, 0, 0))
-        y += 14
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG")
-    return buffer.getvalue()

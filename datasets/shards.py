@@ -22,6 +22,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from torch_utils.misc import AtomicTarget
+
 Resolution = tuple[int, int]  # (height, width)
 ResolutionLike = Union[str, Sequence[int]]
 
@@ -98,7 +100,8 @@ class _OpenClip:
 
 
 class ShardWriter:
-    """Writes one shard atomically: frames go to `<name>.zip.tmp-<pid>`, renamed on `close()`.
+    """Writes one shard atomically: frames go to `<name>.zip.tmp-<pid>`, fsynced and renamed on
+    `close()` (`torch_utils.misc.AtomicTarget`).
 
     Frames are added clip by clip (`begin_clip`, `add_frame`, `end_clip`). `discard_clip()` cuts
     the open clip's frames off the end of the temp file, so a video that fails part way leaves no
@@ -111,7 +114,8 @@ class ShardWriter:
         if self.path.exists():
             raise FileExistsError(f"{self.path} already exists")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self._target = AtomicTarget(self.path, hidden=False)
+        self.tmp_path = self._target.tmp
         self.frame_paths: dict[str, list[str]] = {}
         self._zip = zipfile.ZipFile(self.tmp_path, "w", compression=zipfile.ZIP_STORED)
         self._clip: _OpenClip | None = None
@@ -159,13 +163,12 @@ class ShardWriter:
             self.discard_clip()
         self._write(FRAME_LIST, json.dumps(self.frame_paths, indent=2, sort_keys=True).encode())
         self._zip.close()
-        os.replace(self.tmp_path, self.path)
-        return self.path
+        return self._target.commit()
 
     def abort(self) -> None:
         """Delete the temp file; the real name is never created."""
         self._zip.close()
-        self.tmp_path.unlink(missing_ok=True)
+        self._target.discard()
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -381,25 +384,29 @@ class VideoDataset(Dataset):
             )
         return range(start, start + (length - 1) * spacing + 1, spacing)
 
+    def read(self, index: int, frame_indices: Sequence[int], flip: bool = False) -> torch.Tensor:
+        """Frames `frame_indices` of clip `index`, `[C, T, H, W]`, mirrored if `flip`."""
+        video = self.shards.read_video(self.clips[index], frame_indices)
+        return video.flip(-1) if flip else video
+
     def read_frames(self, index: int, start: int, length: int, spacing: int = 1) -> torch.Tensor:
         """A chosen frame range of clip `index` (no flip), `[C, T, H, W]`; for metrics."""
-        return self.shards.read_video(
-            self.clips[index], self.frame_range(index, start, length, spacing)
-        )
+        return self.read(index, self.frame_range(index, start, length, spacing))
 
     def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
         epoch, index = self._key(key)
-        indices, flip = self.sample(index, epoch)
-        video = self.shards.read_video(self.clips[index], indices)
-        return video.flip(-1) if flip else video
+        return self.read(index, *self.sample(index, epoch))
 
 
-class VideoDatasetTwoRes(VideoDataset):
+class VideoDatasetTwoRes(Dataset):
     """Pairs for super-resolution training (docs/training.md#sr-step): the same frames at two
     resolutions.
 
-    Items are `(lr_video, hr_video)`, both `[C, T, H, W]`, with one flip decision for both. The
-    two resolutions must hold identical clip lists (same shards, clips and frame names).
+    Composed of two `VideoDataset`s over the same root, `lres` and `hres`, each with its own
+    unchanged contract (use them directly for one resolution, e.g. `pairs.lres.read_frames`).
+    Items of the pair are `(lr_video, hr_video)`, both `[C, T, H, W]`: one draw of clip, frame
+    indices and flip (`lres.sample`) read at both resolutions. The two resolutions must hold
+    identical clip lists (same shards, clips and frame names).
     """
 
     def __init__(
@@ -412,29 +419,42 @@ class VideoDatasetTwoRes(VideoDataset):
         x_flip: bool = False,
         seed: int | None = None,
     ):
-        super().__init__(root, lr_resolution, seq_length, frame_spacing, x_flip, seed)
-        self.hr_shards = ShardFolder(root, hr_resolution)
-        self.hr_resolution = self.hr_shards.resolution
-        difference = describe_difference(self.shards, self.hr_shards)
+        self.lres = VideoDataset(root, lr_resolution, seq_length, frame_spacing, x_flip, seed)
+        self.hres = VideoDataset(root, hr_resolution, seq_length, frame_spacing, x_flip, seed)
+        difference = describe_difference(self.lres.shards, self.hres.shards)
         if difference:
             raise ValueError(
-                f"{self.shards.path} and {self.hr_shards.path} do not hold the same clips "
+                f"{self.lres.shards.path} and {self.hres.shards.path} do not hold the same clips "
                 f"({difference}); rebuild both in one run, e.g. lvg-dataset from-videos SRC DST "
-                f"--res {format_resolution(self.resolution)} --res {format_resolution(self.hr_resolution)}"
+                f"--res {format_resolution(self.lres.resolution)} "
+                f"--res {format_resolution(self.hres.resolution)}"
             )
+
+    @property
+    def clip_names(self) -> list[str]:
+        return self.lres.clip_names
+
+    @property
+    def num_frames(self) -> list[int]:
+        return self.lres.num_frames
+
+    def __len__(self) -> int:
+        return len(self.lres)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.lres.set_epoch(epoch)
+        self.hres.set_epoch(epoch)
 
     def read_frames(
         self, index: int, start: int, length: int, spacing: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        indices, clip = self.frame_range(index, start, length, spacing), self.clips[index]
-        return self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
+        """`(lres.read_frames(...), hres.read_frames(...))`: the same frames at both resolutions."""
+        return tuple(d.read_frames(index, start, length, spacing) for d in (self.lres, self.hres))
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, index = self._key(key)
-        indices, flip = self.sample(index, epoch)
-        clip = self.clips[index]
-        lr, hr = self.shards.read_video(clip, indices), self.hr_shards.read_video(clip, indices)
-        return (lr.flip(-1), hr.flip(-1)) if flip else (lr, hr)
+        epoch, index = VideoDataset._key(key)
+        indices, flip = self.lres.sample(index, epoch)  # one draw for both resolutions
+        return self.lres.read(index, indices, flip), self.hres.read(index, indices, flip)
 
 
 def describe_difference(a: ShardFolder, b: ShardFolder) -> str:

@@ -12,6 +12,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from torch_utils.misc import AtomicTarget
+
 VIDEO_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4", ".mpg", ".mpeg", ".webm", ".wmv")
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 TRUNCATION_SLACK = 0.5  # seconds a video may end before its stated duration (edit lists, B-frames)
@@ -125,8 +127,8 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
 
 class Mp4Writer:
     """Streaming H.264 (yuv420p) mp4 writer: frames are encoded as they arrive, so memory does not
-    grow with the video's length. Atomic: frames go to a temporary file beside `path`, renamed
-    to `path` by `close()`; `abort()` (or leaving the `with` block by an exception) deletes it.
+    grow with the video's length. Atomic: frames go to a temporary file beside `path`, fsynced
+    and renamed to `path` by `close()` (`torch_utils.misc.AtomicTarget`); `abort()` (or leaving the `with` block by an exception) deletes it.
 
     The index (moov atom) is placed at the start of the file ("faststart") for streaming players.
     `crf` is x264's quality knob: 0 lossless, 18 visually lossless, 23 default, 51 worst. Height
@@ -140,7 +142,8 @@ class Mp4Writer:
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, crf: int = 18):
         self.path = Path(path)
         self.fps, self.crf = fps, crf
-        self.tmp_path = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self._target = AtomicTarget(self.path, hidden=False)
+        self.tmp_path = self._target.tmp
         self.num_frames = 0
         self._stream = None
         self._container = av.open(
@@ -176,7 +179,7 @@ class Mp4Writer:
             self._container.mux(self._stream.encode())
             self._container.close()
             self._container = None
-            os.replace(self.tmp_path, self.path)
+            self._target.commit()
         finally:
             self.abort()
         return self.path
@@ -189,7 +192,7 @@ class Mp4Writer:
                 container.close()
             except (av.FFmpegError, OSError, ValueError):
                 pass
-        self.tmp_path.unlink(missing_ok=True)
+        self._target.discard()
 
     def __enter__(self) -> Mp4Writer:
         return self

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -38,58 +40,274 @@ DEMO_LRES, DEMO_SRES = DEMO_DIR / "lres.safetensors", DEMO_DIR / "sres.safetenso
 
 
 def parse_seeds(text: str) -> list[int]:
-    """ "1", "1,5,9", "0-3" or "-2--1,7" -> list of ints (StyleGAN3's num_range, with negatives)."""
+    """ "1", "1,5,9", "0-3" or "-2--1,7" -> list of ints (StyleGAN3's num_range, with negatives);
+    ValueError for anything else."""
     seeds: list[int] = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", part)
         if not m:
-            raise click.BadParameter(
-                f"{part!r} is not a seed or a range like 0-3", param_hint="--seed"
-            )
+            raise ValueError(f"{part!r} is not a seed or a range like 0-3")
         a = int(m[1])
         b = int(m[2]) if m[2] is not None else a
         if b < a:
-            raise click.BadParameter(f"empty range {part!r}", param_hint="--seed")
+            raise ValueError(f"empty range {part!r}")
         seeds.extend(range(a, b + 1))
     if len(set(seeds)) != len(seeds):
-        raise click.BadParameter("a seed is listed twice", param_hint="--seed")
+        raise ValueError("a seed is listed twice")
     return seeds
 
 
 # ------------------------------------------------------------------------------------------------
-# Outputs
+# Planning: options -> a validated plan (ValueErrors with the user-facing message; `main` turns
+# them into one-line click errors)
 
 
 def _with_suffix(path: Path, tag: str, suffix: str | None = None) -> Path:
     return path.with_name(f"{path.stem}{tag}{suffix or path.suffix}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Output:
-    """One file to write: an mp4 (streamed) or a PNG (one frame); `pick` makes its image."""
+    """One file to write: an mp4 (streamed) or a PNG (one frame) of the `which` video ("video"
+    or "lres") of seed `index` (None: all seeds in a grid)."""
 
     path: Path
-    pick: Callable[[Frame], np.ndarray]
+    which: str
+    index: int | None
     frame: int | None = None  # PNGs: the output frame (0 = the first written) to save
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What `lvg-generate` makes and writes, checked before any network is loaded."""
+
+    lres_path: Path
+    sres_path: Path | None
+    seeds: tuple[int, ...]
+    num_frames: int
+    start_frame: int
+    loop: Loop | None
+    transition: Transition | None
+    videos: tuple[Output, ...]
+    pngs: tuple[Output, ...]
+    save_lres: bool
+    lres_native: bool
+    out: Path
+    fps: float
+    crf: int
+
+
+def choose_models(lres_path: Path | None, sres_path: Path | None) -> tuple[Path, Path | None]:
+    """The checkpoints to load: the given ones, or the shipped demo pair when none is given."""
+    if lres_path is not None:
+        return lres_path, sres_path
+    if sres_path is not None:
+        raise ValueError(
+            "--sres needs --lres: give the low-res generator the super-resolution network "
+            "was trained with"
+        )
+    return DEMO_LRES, DEMO_SRES
+
+
+def frame_count(
+    num_frames: int | None, seconds: float | None, fps: float, loop_period: int | None
+) -> int:
+    """--frames, or --seconds at --fps, or one loop period, or 301."""
+    if num_frames is not None and seconds is not None:
+        raise ValueError("give --frames or --seconds, not both")
+    if seconds is not None:
+        return max(1, round(seconds * fps))
+    if num_frames is None:
+        return loop_period if loop_period and loop_period > 0 else 301
+    return num_frames
+
+
+def make_transition(
+    seed: int | None, at: int | None, over: int | None, start_frame: int, num_frames: int
+) -> Transition | None:
+    """The --transition-to crossover: 64 frames centred in the video unless --at/--over say."""
+    if seed is None:
+        if at is not None or over is not None:
+            raise ValueError("--at/--over need --transition-to")
+        return None
+    over = 64 if over is None else over
+    at = start_frame + (num_frames - over) // 2 if at is None else at
+    return Transition(seed, at, over)
+
+
+def plan_outputs(
+    out: Path, seeds: list[int], grid: bool, save_lres: bool, save_frames: tuple[int, ...]
+) -> tuple[list[Output], list[Output]]:
+    """The mp4s and PNGs to write: one set per seed (-seed<k>) unless one seed or --grid."""
+    separate = len(seeds) > 1 and not grid
+    videos: list[Output] = []
+    pngs: list[Output] = []
+    for k, seed in enumerate(seeds if separate else [None]):
+        tag = f"-seed{seed}" if separate else ""
+        index = k if separate else (0 if len(seeds) == 1 else None)
+        videos.append(Output(_with_suffix(out, tag), "video", index))
+        if save_lres:
+            videos.append(Output(_with_suffix(out, f"{tag}-lres"), "lres", index))
+        for i in sorted(set(save_frames)):
+            pngs.append(Output(_with_suffix(out, f"{tag}-frame{i:06d}", ".png"), "video", index, i))
+    return videos, pngs
+
+
+def plan_generation(
+    lres_path: Path,
+    sres_path: Path | None,
+    seeds: list[int],
+    *,
+    num_frames: int | None,
+    seconds: float | None,
+    fps: float,
+    out: Path,
+    start_frame: int,
+    loop_period: int | None,
+    loop_mode: str,
+    transition_seed: int | None,
+    transition_at: int | None,
+    transition_over: int | None,
+    grid: bool,
+    save_lres: bool,
+    lres_native: bool,
+    save_frames: tuple[int, ...],
+    crf: int,
+) -> Plan:
+    """Checks the options that need no network and resolves them into a `Plan`."""
+    n = frame_count(num_frames, seconds, fps, loop_period)
+    if out.suffix.lower() != ".mp4":
+        raise ValueError(f"--out must be an .mp4 file, got {out}")
+    if save_lres and sres_path is None:
+        raise ValueError("--save-lres needs --sres (without it the video is the low-res one)")
+    for i in save_frames:
+        if not 0 <= i < n:
+            raise ValueError(f"--save-frame {i} is outside the video's 0..{n - 1}")
+    transition = make_transition(transition_seed, transition_at, transition_over, start_frame, n)
+    loop = Loop(loop_period, loop_mode) if loop_period is not None else None
+    make_timelines(seeds, loop, transition)  # validation only
+    videos, pngs = plan_outputs(out, seeds, grid, save_lres, save_frames)
+    return Plan(
+        lres_path, sres_path, tuple(seeds), n, start_frame, loop, transition,
+        tuple(videos), tuple(pngs), save_lres, lres_native, out, fps, crf,
+    )  # fmt: skip
+
+
 def check_writable(paths: list[Path], overwrite: bool) -> None:
-    """One-line ClickExceptions for outputs that cannot be written, before any work is done."""
+    """ValueErrors for outputs that cannot be written, before any work is done."""
     for path in paths:
         parent = path.parent if str(path.parent) else Path(".")
         if not parent.is_dir():
-            raise click.ClickException(f"cannot write {path}: directory {parent} does not exist")
+            raise ValueError(f"cannot write {path}: directory {parent} does not exist")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise click.ClickException(f"cannot write {path}: directory {parent} is not writable")
+            raise ValueError(f"cannot write {path}: directory {parent} is not writable")
         if path.is_dir():
-            raise click.ClickException(f"cannot write {path}: it is a directory")
+            raise ValueError(f"cannot write {path}: it is a directory")
         if path.exists() and not overwrite:
-            raise click.ClickException(f"{path} already exists; pass --overwrite to replace it")
+            raise ValueError(f"{path} already exists; pass --overwrite to replace it")
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+
+
+class NetworkError(ValueError):
+    """The checkpoints cannot be used: missing, not the networks needed, or not a pair."""
+
+
+def _load(option: str, path: Path, kind: str, device: torch.device):
+    try:
+        return networks.load(path, kind=kind, device=device)
+    except FileNotFoundError:
+        raise NetworkError(f"{option}: no such checkpoint: {path}") from None
+    except CheckpointError as e:
+        raise NetworkError(f"{option}: {e}") from None
+
+
+def load_networks(
+    plan: Plan, device: torch.device
+) -> tuple[torch.nn.Module, torch.nn.Module | None]:
+    """The low-res generator and the optional SR network of `plan`, checked to fit together."""
+    G = _load("--lres", plan.lres_path, "lres_generator", device)
+    S = None
+    if plan.sres_path is not None:
+        S = _load("--sres", plan.sres_path, "sres_generator", device)
+    try:
+        check_compatible(G, S)
+    except ValueError as e:
+        raise NetworkError(str(e)) from None
+    h, w = G.size
+    if plan.lres_native and (h % 2 or w % 2) and (S is None or plan.save_lres):
+        raise NetworkError(f"--lres-native: H.264 needs even sizes, the low-res frames are {h}x{w}")
+    return G, S
+
+
+# ------------------------------------------------------------------------------------------------
+# Running and writing
+
+
+def stream_frames(
+    plan: Plan, G, S, batch_frames: int, sres_batch: int, precision: str
+) -> Iterator[Frame]:
+    """The plan's frames, generated lazily (`generate_video`) as the writers take them."""
+    return generate_video(
+        G,
+        S,
+        list(plan.seeds),
+        plan.num_frames,
+        start_frame=plan.start_frame,
+        loop=plan.loop,
+        transition=plan.transition,
+        batch_frames=batch_frames,
+        sres_batch=sres_batch,
+        precision=precision,
+        keep_lres=plan.save_lres,
+    )
+
+
+def pick_image(frame: Frame, o: Output, lres_scale: int, upscale_video: bool) -> np.ndarray:
+    """The image of output `o` in `frame`; low-res frames are nearest-upscaled by `lres_scale`."""
+    x = frame.video if o.which == "video" else frame.lres
+    if o.which == "lres" or upscale_video:  # low-res frames: upscaled for display
+        x = nearest_upscale(x, lres_scale)
+    return x[o.index] if o.index is not None else make_grid(x)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
+
+
+def write_outputs(
+    plan: Plan,
+    frames: Iterable[Frame],
+    writers: list[Mp4Writer],
+    lres_scale: int,
+    upscale_video: bool,
+    quiet: bool,
+) -> None:
+    """Streams `frames` into the plan's mp4s (`writers`, one per `plan.videos`) and saves its
+    PNG frames once the videos are complete; on any error the mp4s are aborted."""
+    images: dict[Path, np.ndarray] = {}  # PNG frames, written once the videos are complete
+    try:
+        with torch.inference_mode():
+            bar = tqdm(
+                frames, total=plan.num_frames, unit="frame", disable=quiet, desc=plan.out.name
+            )
+            for frame in bar:
+                for o, writer in zip(plan.videos, writers):
+                    writer.write(pick_image(frame, o, lres_scale, upscale_video))
+                for o in plan.pngs:
+                    if frame.index - plan.start_frame == o.frame:
+                        images[o.path] = pick_image(frame, o, lres_scale, upscale_video)
+        for writer in writers:
+            writer.close()
+        for path, img in images.items():
+            _save_png(path, img)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,169 +483,53 @@ Memory does not grow with the length: videos of hours stream straight to the enc
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def main(
-    lres_path: Path | None,
-    sres_path: Path | None,
-    seeds: str,
-    num_frames: int | None,
-    seconds: float | None,
-    fps: float,
-    out: Path,
-    start_frame: int,
-    loop_period: int | None,
-    loop_mode: str,
-    transition_seed: int | None,
-    transition_at: int | None,
-    transition_over: int | None,
-    grid: bool,
-    save_lres: bool,
-    lres_native: bool,
-    save_frames: tuple[int, ...],
-    crf: int,
     device: str,
     precision: str,
     batch_frames: int,
     sres_batch: int,
     overwrite: bool,
     quiet: bool,
-):
+    **options: Any,
+) -> None:
     """Generate videos with a LongVideoGAN low-res generator (and optionally its
     super-resolution network), streamed to H.264 mp4 files."""
-    # -- options that need no network ----------------------------------------------------------
-    if lres_path is None:
-        if sres_path is not None:
-            raise click.ClickException(
-                "--sres needs --lres: give the low-res generator the super-resolution network "
-                "was trained with"
-            )
-        lres_path, sres_path = DEMO_LRES, DEMO_SRES
-        if not quiet:
-            click.echo(f"no --lres given: using the demo models in {DEMO_DIR}", err=True)
-    seed_list = parse_seeds(seeds)
-    if num_frames is not None and seconds is not None:
-        raise click.ClickException("give --frames or --seconds, not both")
-    if seconds is not None:
-        num_frames = max(1, round(seconds * fps))
-    if num_frames is None:
-        num_frames = loop_period if loop_period and loop_period > 0 else 301
-    if out.suffix.lower() != ".mp4":
-        raise click.ClickException(f"--out must be an .mp4 file, got {out}")
-    if save_lres and sres_path is None:
-        raise click.ClickException(
-            "--save-lres needs --sres (without it the video is the low-res one)"
-        )
-    for i in save_frames:
-        if not 0 <= i < num_frames:
-            raise click.ClickException(
-                f"--save-frame {i} is outside the video's 0..{num_frames - 1}"
-            )
-    if (transition_at is not None or transition_over is not None) and transition_seed is None:
-        raise click.ClickException("--at/--over need --transition-to")
-    transition = None
-    if transition_seed is not None:
-        over = 64 if transition_over is None else transition_over
-        at = start_frame + (num_frames - over) // 2 if transition_at is None else transition_at
-        transition = Transition(transition_seed, at, over)
-    loop = Loop(loop_period, loop_mode) if loop_period is not None else None
+    given_lres, seeds = options.pop("lres_path"), options.pop("seeds")
+    with _click_errors(ValueError):
+        lres_path, sres_path = choose_models(given_lres, options.pop("sres_path"))
+    if given_lres is None and not quiet:
+        click.echo(f"no --lres given: using the demo models in {DEMO_DIR}", err=True)
     try:
-        make_timelines(seed_list, loop, transition)  # validation only
+        seed_list = parse_seeds(seeds)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
-
-    # -- outputs (checked before any work) -----------------------------------------------------
-    separate = len(seed_list) > 1 and not grid
-    lres_scale = 1  # set once the generator's size is known
-
-    def image(which: str, k: int | None):
-        def pick(frame: Frame) -> np.ndarray:
-            x = frame.video if which == "video" else frame.lres
-            if which == "lres" or sres_path is None:  # low-res frames: upscaled for display
-                x = nearest_upscale(x, lres_scale)
-            return x[k] if k is not None else make_grid(x)
-
-        return pick
-
-    videos: list[Output] = []
-    pngs: list[Output] = []
-    for k, seed in enumerate(seed_list if separate else [None]):
-        tag = f"-seed{seed}" if separate else ""
-        index = k if separate else (0 if len(seed_list) == 1 else None)
-        videos.append(Output(_with_suffix(out, tag), image("video", index)))
-        if save_lres:
-            videos.append(Output(_with_suffix(out, f"{tag}-lres"), image("lres", index)))
-        for i in sorted(set(save_frames)):
-            pngs.append(
-                Output(_with_suffix(out, f"{tag}-frame{i:06d}", ".png"), image("video", index), i)
-            )
-    check_writable([o.path for o in videos + pngs], overwrite)
-
-    # -- networks ------------------------------------------------------------------------------
-    try:
+        raise click.BadParameter(str(e), param_hint="--seed") from None
+    with _click_errors(ValueError):
+        plan = plan_generation(lres_path, sres_path, seed_list, **options)
+        check_writable([o.path for o in plan.videos + plan.pngs], overwrite)
+    with _click_errors(RuntimeError):
         dev = choose_device(device)
-    except RuntimeError as e:
-        raise click.ClickException(str(e)) from None
-    G = _load("--lres", lres_path, "lres_generator", dev)
-    S = _load("--sres", sres_path, "sres_generator", dev) if sres_path is not None else None
-    try:
-        check_compatible(G, S)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    h, w = G.size
-    lres_scale = 1 if lres_native else display_factor(h, w)
-    if lres_native and (h % 2 or w % 2) and (S is None or save_lres):
-        raise click.ClickException(
-            f"--lres-native: H.264 needs even sizes, the low-res frames are {h}x{w}"
-        )
-
-    # -- generate ------------------------------------------------------------------------------
-    frames = generate_video(
-        G,
-        S,
-        seed_list,
-        num_frames,
-        start_frame=start_frame,
-        loop=loop,
-        transition=transition,
-        batch_frames=batch_frames,
-        sres_batch=sres_batch,
-        precision=precision,
-        keep_lres=save_lres,
-    )
-    writers = [Mp4Writer(o.path, fps=fps, crf=crf) for o in videos]
-    images: dict[Path, np.ndarray] = {}  # PNG frames, written once the videos are complete
-    try:
-        with torch.inference_mode():
-            bar = tqdm(frames, total=num_frames, unit="frame", disable=quiet, desc=out.name)
-            for frame in bar:
-                for o, writer in zip(videos, writers):
-                    writer.write(o.pick(frame))
-                for o in pngs:
-                    if frame.index - start_frame == o.frame:
-                        images[o.path] = o.pick(frame)
-        for writer in writers:
-            writer.close()
-        for path, img in images.items():
-            _save_png(path, img)
-    except BaseException as e:
-        for writer in writers:
-            writer.abort()
-        if isinstance(e, ValueError):  # e.g. odd frame sizes for H.264: a one-line error
-            raise click.ClickException(str(e)) from None
-        raise
+    with _click_errors(NetworkError):
+        G, S = load_networks(plan, dev)
+    frames = stream_frames(plan, G, S, batch_frames, sres_batch, precision)
+    lres_scale = 1 if plan.lres_native else display_factor(*G.size)
+    writers = [Mp4Writer(o.path, fps=plan.fps, crf=plan.crf) for o in plan.videos]
+    with _click_errors(ValueError):  # e.g. odd frame sizes for H.264: a one-line error
+        write_outputs(plan, frames, writers, lres_scale, S is None, quiet)
     what = "super-resolved" if S is not None else "low-res"
-    for o in videos + pngs:
+    for o in plan.videos + plan.pngs:
         click.echo(f"wrote {o.path}")
     click.echo(
-        f"{num_frames} {what} frames from frame {start_frame}, seed(s) {seeds}, {fps:g} fps, on {dev}"
+        f"{plan.num_frames} {what} frames from frame {plan.start_frame}, seed(s) {seeds}, "
+        f"{plan.fps:g} fps, on {dev}"
     )
 
 
-def _load(option: str, path: Path, kind: str, device: torch.device):
+@contextmanager
+def _click_errors(*types: type[Exception]) -> Iterator[None]:
+    """`types` raised inside become one-line click errors (exit status 1)."""
     try:
-        return networks.load(path, kind=kind, device=device)
-    except FileNotFoundError:
-        raise click.ClickException(f"{option}: no such checkpoint: {path}") from None
-    except CheckpointError as e:
-        raise click.ClickException(f"{option}: {e}") from None
+        yield
+    except types as e:
+        raise click.ClickException(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -26,13 +26,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
 from networks.contract import SuperResolution
 from networks.lres_generator import LowResGenerator
+from torch_utils.misc import PRECISIONS, module_device, to_uint8
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_BATCH_FRAMES = 128
 DEFAULT_SRES_BATCH = 8
 
@@ -53,14 +52,8 @@ def check_compatible(lres: LowResGenerator, sres: SuperResolution | None) -> Non
         )
 
 
-def _device(net: nn.Module) -> torch.device:
-    for t in list(net.parameters()) + list(net.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def _autocast(device: torch.device, precision: str):
-    if precision in ("auto", "float32"):  # the low-res generator runs in float32
+    if precision in ("auto", "float32", "mixed"):  # the low-res generator runs in float32
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, precision))
 
@@ -99,7 +92,7 @@ def lres_segments(
     tf = lres.shift_period
     lead = lres.embedding_lead  # embedding positions before / after a chunk's frames
     chunk = max(tf, -(-batch_frames // tf) * tf)
-    device = _device(lres)
+    device = module_device(lres)
     embeddings = [TimelineEmbedding(t, lres.noise_bank, lead) for t in timelines]
     c = (start // tf) * tf
     while c < stop:
@@ -121,7 +114,7 @@ def _sres_call(
     precision: str,
 ) -> torch.Tensor:
     """clip `[n, 3, k + 2 ctx, h, w]`, per-frame latents z `[n, k, z_dim]` -> `[n, 3, k, H, W]`."""
-    device = _device(sres)
+    device = module_device(sres)
     n, k = z.shape[:2]
     with torch.no_grad():
         if torch.equal(z, z[:, :1].expand_as(z)):  # one latent per video: one plain call
@@ -190,11 +183,9 @@ def generate_segments(
 # Frames
 
 
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """`[..., 3, H, W]` in [-1, 1] -> `[..., H, W, 3]` uint8 as the original writes videos
-    (docs/generation.md#writing-frames): clamp(x * 127.5 + 128, 0, 255), truncated."""
-    x = (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
+def to_uint8_hwc(video: torch.Tensor) -> np.ndarray:
+    """`[..., 3, H, W]` in [-1, 1] -> `[..., H, W, 3]` uint8 images (`torch_utils.misc.to_uint8`)."""
+    return to_uint8(video).movedim(-3, -1).numpy()
 
 
 def display_factor(height: int, width: int, multiple: int = 16) -> int:
@@ -292,7 +283,7 @@ def generate_video(
     segments = generate_segments(
         lres, sres, timelines, start_frame, stop, batch_frames, sres_batch, precision
     )
-    convert = to_uint8 if output == "uint8" else (lambda x: x)
+    convert = to_uint8_hwc if output == "uint8" else (lambda x: x)
     for seg in segments:
         video = convert(seg.video.transpose(1, 2))  # uint8 [n, k, H, W, 3] or [n, k, 3, H, W]
         low = convert(seg.lres.transpose(1, 2)) if keep_lres and sres is not None else None

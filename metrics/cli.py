@@ -144,13 +144,7 @@ def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, re
           --lres lres.safetensors --outdir runs/eval
     """
     try:
-        for name in metric_names:
-            registry.check_name(name)
-        if any(registry.is_fvd(n) for n in metric_names) and not allow_random_detector:
-            if find_i3d(detector_path) is None:
-                raise WeightsError(
-                    i3d_how_to() + "; or pass --allow-random-detector for a meaningless test number"
-                )
+        _check_metrics(metric_names, detector_path, allow_random_detector)
         ctx = registry.context_from_paths(
             data,
             lres=lres,
@@ -169,25 +163,47 @@ def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, re
             progress=not quiet,
             outdir=outdir,
         )
-        if any(registry.is_fvd(n) for n in metric_names):
-            weights = ctx.detector().weights
-            if weights is not None and weights.known_as is None:
-                click.echo(
-                    f"note: I3D weights {weights.path} (sha256 {weights.sha256[:16]}...) are not "
-                    "a file this project knows; every result records their sha256",
-                    err=True,
-                )
+        _note_unknown_weights(metric_names, ctx)
         if jsonl is None and outdir is not None:
             jsonl = outdir / "metrics.jsonl"
-        for name in metric_names:
-            result = registry.compute(name, ctx)
-            click.echo(result.to_json())
-            if jsonl is not None:
-                registry.append_jsonl(jsonl, result)
+        _compute_all(metric_names, ctx, jsonl)
     except (ValueError, FileNotFoundError) as e:
         # MetricError, WeightsError, CheckpointError and the dataset readers' errors are
         # ValueErrors whose message names the problem and its fix.
         raise click.ClickException(str(e)) from None
+
+
+def _check_metrics(metric_names, detector_path, allow_random_detector) -> None:
+    """Unknown metric names, and FVD without I3D weights (unless a random detector is allowed),
+    fail before any work."""
+    for name in metric_names:
+        registry.check_name(name)
+    if any(registry.is_fvd(n) for n in metric_names) and not allow_random_detector:
+        if find_i3d(detector_path) is None:
+            raise WeightsError(
+                i3d_how_to() + "; or pass --allow-random-detector for a meaningless test number"
+            )
+
+
+def _note_unknown_weights(metric_names, ctx) -> None:
+    """A note on stderr when FVD's I3D weights are not a file this project knows."""
+    if any(registry.is_fvd(n) for n in metric_names):
+        weights = ctx.detector().weights
+        if weights is not None and weights.known_as is None:
+            click.echo(
+                f"note: I3D weights {weights.path} (sha256 {weights.sha256[:16]}...) are not "
+                "a file this project knows; every result records their sha256",
+                err=True,
+            )
+
+
+def _compute_all(metric_names, ctx, jsonl: Path | None) -> None:
+    """Each metric in turn: printed as a JSON line and appended to `jsonl` if given."""
+    for name in metric_names:
+        result = registry.compute(name, ctx)
+        click.echo(result.to_json())
+        if jsonl is not None:
+            registry.append_jsonl(jsonl, result)
 
 
 @main.command("detector")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metrics.i3d import to_uint8
-from torch_utils.misc import assert_shape
+from torch_utils.misc import assert_shape, to_uint8
 
 BINS = 20
 

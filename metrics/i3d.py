@@ -11,7 +11,7 @@ The network is DeepMind's Inception-I3D as on TF-Hub and in the FVD reference
   **400-d pre-softmax logits averaged over time**, the FVD features.
 
 `Detector` wraps a network with the StyleGAN-V protocol (docs/metrics.md#detector): float
-videos in [−1, 1] go to uint8 as clamp(x·127.5 + 128, 0, 255) truncated (`to_uint8`); the
+videos in [−1, 1] go to uint8 as clamp(x·127.5 + 128, 0, 255) truncated (`misc.to_uint8`); the
 detector rescales to [−1, 1] as x/255·2 − 1 and resizes every frame to 224x224 (`preprocess`).
 
 Resize: `F.interpolate(mode="trilinear", align_corners=False)` to (T, 224, 224), i.e. bilinear
@@ -210,12 +210,6 @@ def state_from_flax(variables: dict) -> dict[str, torch.Tensor]:
 
 # ------------------------------------------------------------------------------------------------
 # Protocol: uint8 conversion and preprocessing (docs/metrics.md#detector)
-
-
-def to_uint8(video: torch.Tensor) -> torch.Tensor:
-    """[−1, 1] float -> uint8 as clamp(x·127.5 + 128, 0, 255), truncated
-    (docs/generation.md#writing-frames)."""
-    return (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def preprocess(video: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:

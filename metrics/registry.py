@@ -385,10 +385,32 @@ def context_from_paths(
     `data` is a dataset, or a folder of video files (read at their own size; not with `sres`
     alone).
     """
-    import networks
-
     data = Path(data).expanduser()
     present = list_resolutions(data)
+    _check_setup(data, present, lres, sres, videos)
+    device = choose_device(device)
+    res = parse_resolution(resolution) if resolution else (present[-1] if present else None)
+    seed = options.get("seed", 0)
+    if videos is not None:
+        source = open_videos(Path(videos).expanduser(), res if resolution else None)
+        sampler = video_sampler(source, seed=seed + 1)
+        generated: dict = {"kind": "videos", "path": str(videos)}
+    else:
+        sampler, generated, res = _generator_sampler(
+            data, lres, sres, resolution, lr_resolution, device, seed
+        )
+    if not present:
+        res = None  # a folder of video files is read at its own size
+    elif res not in present:
+        raise MetricError(
+            f"{data} has no {res[0]}x{res[1]} folder (it has "
+            f"{', '.join(f'{h}x{w}' for h, w in present)}); choose one with --res"
+        )
+    return MetricContext(data, res, sampler, generated, device, **options)
+
+
+def _check_setup(data: Path, present: list, lres, sres, videos) -> None:
+    """MetricErrors for `context_from_paths` inputs that do not make one of its setups."""
     if not present and not (data.is_dir() and list_files(data, VIDEO_EXTENSIONS)):
         raise MetricError(
             f"{data} is neither a dataset (HHHHxWWWW folders) nor a folder of video files; "
@@ -398,34 +420,25 @@ def context_from_paths(
         raise MetricError("give either --videos, or --lres and/or --sres (generated clips)")
     if sres is not None and lres is None and not present:
         raise MetricError("--sres alone needs --data to be a dataset (it reads low-res clips)")
-    device = choose_device(device)
-    res = parse_resolution(resolution) if resolution else (present[-1] if present else None)
-    generated: dict
-    if videos is not None:
-        source = open_videos(Path(videos).expanduser(), res if resolution else None)
-        sampler = video_sampler(source, seed=options.get("seed", 0) + 1)
-        generated = {"kind": "videos", "path": str(videos)}
-    elif sres is None:
+
+
+def _generator_sampler(data: Path, lres, sres, resolution, lr_resolution, device, seed: int):
+    """(sampler, `generated` record, real clips' resolution) for the checkpoint setups of
+    `context_from_paths`: `lres` alone, `lres` and `sres`, or `sres` alone."""
+    import networks
+
+    if sres is None:
         G = networks.load(lres, kind="lres_generator", device=device)
         res = parse_resolution(resolution) if resolution else G.size
-        sampler, generated = lres_sampler(G), {"kind": "lres", "lres_path": str(lres)}
-    else:
-        S = networks.load(sres, kind="sres_generator", device=device)
-        res = parse_resolution(resolution) if resolution else S.hr_size
-        if lres is not None:
-            G = networks.load(lres, kind="lres_generator", device=device)
-            sampler = chain_sampler(G, S)
-            generated = {"kind": "chain", "lres_path": str(lres), "sres_path": str(sres)}
-        else:
-            lr_res = parse_resolution(lr_resolution) if lr_resolution else S.lr_size
-            pairs = VideoDatasetTwoRes(data, lr_res, res, seq_length=1)
-            sampler = sres_sampler(S, pairs, seed=options.get("seed", 0) + 1)
-            generated = {"kind": "sres", "sres_path": str(sres), "lr_resolution": list(lr_res)}
-    if not present:
-        res = None  # a folder of video files is read at its own size
-    elif res not in present:
-        raise MetricError(
-            f"{data} has no {res[0]}x{res[1]} folder (it has "
-            f"{', '.join(f'{h}x{w}' for h, w in present)}); choose one with --res"
-        )
-    return MetricContext(data, res, sampler, generated, device, **options)
+        return lres_sampler(G), {"kind": "lres", "lres_path": str(lres)}, res
+    S = networks.load(sres, kind="sres_generator", device=device)
+    res = parse_resolution(resolution) if resolution else S.hr_size
+    if lres is not None:
+        G = networks.load(lres, kind="lres_generator", device=device)
+        generated = {"kind": "chain", "lres_path": str(lres), "sres_path": str(sres)}
+        return chain_sampler(G, S), generated, res
+    lr_res = parse_resolution(lr_resolution) if lr_resolution else S.lr_size
+    # The pair checks that both resolutions hold the same clips; the network reads low-res ones.
+    pairs = VideoDatasetTwoRes(data, lr_res, res, seq_length=1)
+    sampler = sres_sampler(S, pairs.lres, seed=seed + 1)
+    return sampler, {"kind": "sres", "sres_path": str(sres), "lr_resolution": list(lr_res)}, res

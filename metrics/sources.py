@@ -30,7 +30,7 @@ import av
 import numpy as np
 import torch
 
-from datasets.shards import VideoDataset, VideoDatasetTwoRes, list_resolutions, parse_resolution
+from datasets.shards import VideoDataset, list_resolutions, parse_resolution
 from datasets.video_io import VIDEO_EXTENSIONS, list_files, read_video
 from networks.contract import DEFAULT_SEGMENT, SuperResolution
 from networks.lres_generator import LowResGenerator
@@ -193,37 +193,21 @@ def chain_sampler(
 
 def sres_sampler(
     S: SuperResolution,
-    dataset: VideoDatasetTwoRes | VideoDataset,
+    dataset: VideoDataset,
     seed: int = 1,
     segment: int = DEFAULT_SEGMENT,
 ) -> ClipSampler:
-    """The SR network on real LR clips of T + 2 context frames of `dataset`, as in
-    training (docs/training.md#sr-step)."""
+    """The SR network on real LR clips of T + 2 context frames, as in training
+    (docs/training.md#sr-step), from the low-res `dataset`."""
     streams: dict[int, Iterator[torch.Tensor]] = {}
 
     def sample(batch: int, num_frames: int, generator: torch.Generator) -> torch.Tensor:
         if num_frames not in streams:
-            streams[num_frames] = sample_real_clips(
-                _LowRes(dataset), num_frames + 2 * S.context, 1, seed
-            )
+            streams[num_frames] = sample_real_clips(dataset, num_frames + 2 * S.context, 1, seed)
         lr = torch.stack([next(streams[num_frames]) for _ in range(batch)]).to(generator.device)
         return run_sres(S, lr, _latents(S, batch, generator), segment)
 
     return sample
-
-
-class _LowRes:
-    """The low-res half of a two-resolution dataset, as a VideoSource."""
-
-    def __init__(self, dataset):
-        self.dataset, self.num_frames = dataset, dataset.num_frames
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def read_frames(self, index, start, length, spacing=1):
-        frames = self.dataset.read_frames(index, start, length, spacing)
-        return frames[0] if isinstance(frames, tuple) else frames
 
 
 def video_sampler(source, seed: int = 1) -> ClipSampler:

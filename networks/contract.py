@@ -22,6 +22,8 @@ from typing import Optional, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from torch_utils.misc import module_device
+
 DEFAULT_SEGMENT = 16  # output frames per call of `segments` (bounds memory, not the result)
 
 
@@ -68,12 +70,6 @@ class SuperResolution(Protocol):
         ...
 
 
-def _device(net: nn.Module) -> torch.device:
-    for tensor in list(net.parameters()) + list(net.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 class SuperResolutionBase(nn.Module):
     """A `SuperResolution` network: subclasses provide `lr_size`, `hr_size`, `context`, `z_dim`
     and `forward(lr_video, z=None, ..., precision="auto")`; `segments` is implemented here."""
@@ -105,7 +101,7 @@ class SuperResolutionBase(nn.Module):
                 "are needed around the output frames"
             )
         if z is None:
-            z = torch.randn(n, self.z_dim, generator=generator, device=_device(self))
+            z = torch.randn(n, self.z_dim, generator=generator, device=module_device(self))
         for start in range(0, frames, segment_length):
             count = min(segment_length, frames - start)
             window = lr_video[:, :, start : start + count + 2 * self.context]

@@ -543,7 +543,7 @@ def _sres_generator(obj: PersistentObject, state: dict, height: int | None, widt
         channel_max=max(channels),
     )
     probe = SuperResGeneratorConfig(**base, margin=0)
-    margin = (layers[0][1] - probe.layers[0].out_size[0]) // 2
+    margin = (layers[0][1] - probe.layers[0].out_size[1]) // 2  # the name holds w, h
     cfg = None
     estimates = [
         round(2 * c * spec.out_cutoff)

@@ -22,11 +22,10 @@ from einops import rearrange
 from torch import nn
 
 from torch_utils.layers import Conv, FullyConnected
-from torch_utils.misc import assert_shape
+from torch_utils.misc import PRECISIONS, assert_shape
 from torch_utils.resample import blur_filter, linear_filter, upfirdn2d, upsample
 
 SQRT_HALF = math.sqrt(0.5)
-PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)

@@ -33,16 +33,15 @@ from networks.contract import SuperResolutionBase
 from networks.lres_generator import MagnitudeEMA, MappingNetwork
 from torch_utils.filtered_lrelu import filtered_lrelu
 from torch_utils.layers import FullyConnected
-from torch_utils.misc import assert_shape
+from torch_utils.misc import PRECISIONS, assert_shape
 from torch_utils.resample import downsample, kaiser_filter, upsample
-
-PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
 class LayerSpec:
     """One synthesis layer of the StyleGAN3 schedule (docs/networks.md#layer-schedule).
-    Sizes are (w, h)."""
+    Sizes are (h, w), as everywhere in the project; the name keeps the original's
+    `L{index}_{w}_{h}_{channels}`."""
 
     index: int
     name: str
@@ -74,10 +73,10 @@ class LayerSpec:
     def conv_crop(self) -> tuple[int, int, int, int]:
         """Conv outputs (x0, x1, y0, y1) at each border that the filtered lrelu's negative
         padding discards: they need not be computed (2 per side on the x4 layers, 6 on L13)."""
-        size = self.in_size
+        h, w = self.in_size
         out = []
-        for axis, (p0, p1) in enumerate((self.padding[:2], self.padding[2:])):
-            length = size[axis] + self.kernel - 1
+        for size, (p0, p1) in ((w, self.padding[:2]), (h, self.padding[2:])):
+            length = size + self.kernel - 1
             lo = max(0, -(p0 // self.up))  # ceil(-p0 / up)
             keep_hi = (length * self.up + p1 - 1) // self.up
             out += [lo, max(0, length - 1 - keep_hi)]
@@ -161,12 +160,12 @@ class SuperResGeneratorConfig:
         return (dw // 2 + m, dw - dw // 2 + m, dh // 2 + m, dh - dh // 2 + m)
 
     def _canvas(self, rate: int) -> tuple[int, int]:
-        """(w, h) of a layer at `rate`: the long side is `rate`, the short side scaled by the
+        """(h, w) of a layer at `rate`: the long side is `rate`, the short side scaled by the
         aspect ratio and rounded up, plus the margin on both sides."""
         long_side, short_side = self.img_resolution, min(self.hr_height, self.hr_width)
         short = -(-rate * short_side // long_side)
         w, h = (rate, short) if self.hr_width >= self.hr_height else (short, rate)
-        return w + 2 * self.margin, h + 2 * self.margin
+        return h + 2 * self.margin, w + 2 * self.margin
 
     @cached_property
     def layers(self) -> tuple[LayerSpec, ...]:
@@ -184,7 +183,7 @@ class SuperResGeneratorConfig:
         channels = np.rint(np.minimum((self.channel_base / 2) / cutoffs, self.channel_max))
         channels[-1] = 3
         sizes = [self._canvas(int(r)) for r in rates]
-        sizes[-2:] = [(self.hr_width, self.hr_height)] * 2
+        sizes[-2:] = [(self.hr_height, self.hr_width)] * 2
         specs = []
         for i in range(n + 1):
             prev = max(i - 1, 0)
@@ -196,7 +195,7 @@ class SuperResGeneratorConfig:
             down_taps = self.filter_size * down if down > 1 and not torgb else 1
             kernel = 1 if torgb else self.conv_kernel
             pads = []
-            for axis in (0, 1):
+            for axis in (1, 0):  # x (w), then y (h): the filtered lrelu's padding order
                 total = (sizes[i][axis] - 1) * down + 1 - (sizes[prev][axis] + kernel - 1) * up
                 total += up_taps + down_taps - 2
                 lo = (total + up) // 2
@@ -213,7 +212,7 @@ class SuperResGeneratorConfig:
             specs.append(
                 LayerSpec(
                     index=i,
-                    name=f"L{i}_{sizes[i][0]}_{sizes[i][1]}_{c_out}",
+                    name=f"L{i}_{sizes[i][1]}_{sizes[i][0]}_{c_out}",
                     in_channels=c_in,
                     out_channels=c_out,
                     in_size=sizes[prev],
@@ -260,10 +259,10 @@ def resample_conditioning(x: torch.Tensor, mode: str, scale: int) -> torch.Tenso
 
 
 def fit_canvas(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Centre-crop `[..., h, w]` to `size` = (w, h), or replicate-pad where it is smaller (the
+    """Centre-crop `[..., h, w]` to `size` = (h, w), or replicate-pad where it is smaller (the
     floor half on the low side)."""
     pads = []
-    for dim, want in ((-1, size[0]), (-2, size[1])):
+    for dim, want in ((-1, size[1]), (-2, size[0])):
         have = x.shape[dim]
         if have > want:
             x = x.narrow(dim, (have - want) // 2, want)
@@ -384,7 +383,7 @@ class SynthesisLayer(nn.Module):
             spec.padding[2] + up * y0,
             spec.padding[3] + up * y1,
         )
-        out_w, out_h = spec.out_size
+        out_h, out_w = spec.out_size
         # Narrow layers on the CPU: a channels-last buffer, the layout the next convolution
         # wants, written directly by the filtered lrelu instead of converted later (demo network:
         # 1.2-1.4x faster). The lrelu writes a few channels at a time, so each pixel's channel run

@@ -116,7 +116,7 @@ def test_metrics_chain_sampler_feeds_the_networks_context(G, S):
 
 
 class OneVideo:
-    """A dataset of one low-res video (the `sres_sampler`'s view of a two-resolution dataset)."""
+    """A dataset of one low-res video, with `VideoDataset`'s reading contract."""
 
     def __init__(self, video):
         self.video, self.num_frames = video, [video.shape[1]]
@@ -125,7 +125,7 @@ class OneVideo:
         return 1
 
     def read_frames(self, index, start, length, spacing=1):
-        return self.video[:, start : start + (length - 1) * spacing + 1 : spacing], None
+        return self.video[:, start : start + (length - 1) * spacing + 1 : spacing]
 
 
 def test_metrics_sres_sampler_feeds_the_networks_context(S):

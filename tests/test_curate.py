@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import datasets.curate as curation
+import datasets.manifest as manifests
 from datasets.cli import main
 from datasets.shards import VideoDataset
 from datasets.synthetic import render_video
@@ -211,7 +212,7 @@ def test_failed_run_keeps_existing_manifest(src, curated, tmp_path, monkeypatch)
     def broken(*args):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(curation, "judge_clips", broken)
+    monkeypatch.setattr(manifests, "judge_clips", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         run("curate", src, out, "--cache", curated[0].with_suffix(".cache"))
     assert out.read_text() == "previous manifest" and not list(tmp_path.glob("*.tmp-*"))
@@ -268,7 +269,7 @@ def test_framediff_fallback_without_opencv(src, monkeypatch):
 
 def test_judge_clips_reasons_in_order():
     def clip(start, seconds=3.0, motion=1.0, sharpness=100.0, phash=(0, 0, 0)):
-        return curation.Clip("v.mp4", start, start + 1, 0, seconds, 10, motion, sharpness, 0, phash)
+        return curation.Shot("v.mp4", start, start + 1, 0, seconds, 10, motion, sharpness, 0, phash)
 
     clips = [
         clip(0, seconds=1, motion=0),  # too short and static: the first rule wins
@@ -279,7 +280,7 @@ def test_judge_clips_reasons_in_order():
         clip(5, phash=(0xFF, 0x3, 0)),  # (0 + 2 + 0) / 3 bits from the kept clip above
         clip(6, phash=(2**64 - 1,) * 3),
     ]
-    curation.judge_clips(clips, curation.Thresholds(dedup=2))
+    manifests.judge_clips(clips, curation.Thresholds(dedup=2))
     assert [c.reason for c in clips] == [
         "too_short",
         "static",
@@ -290,7 +291,7 @@ def test_judge_clips_reasons_in_order():
         None,
     ]
     assert clips[5].duplicate_of == "v/000004-000005"
-    curation.judge_clips(clips, curation.Thresholds(dedup=-1))
+    manifests.judge_clips(clips, curation.Thresholds(dedup=-1))
     assert clips[5].reason is None
 
 

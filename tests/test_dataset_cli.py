@@ -15,8 +15,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import datasets.cli
 import datasets.synthetic
+import datasets.writer
 from datasets.cli import main
 from datasets.shards import FRAME_LIST, ShardWriter, VideoDataset, VideoDatasetTwoRes, write_clip
 from datasets.video_io import resize_frame, write_mp4
@@ -260,8 +260,8 @@ def test_interrupted_run_leaves_no_shard(videos, tmp_path, monkeypatch):
             raise RuntimeError("disk on fire")
         return original(frame, resolutions)
 
-    original = datasets.cli._encode
-    monkeypatch.setattr(datasets.cli, "_encode", failing_encode)
+    original = datasets.writer.encode_frame
+    monkeypatch.setattr(datasets.writer, "encode_frame", failing_encode)
     with pytest.raises(RuntimeError, match="disk on fire"):
         run("from-videos", videos, tmp_path / "ds", "--res", LR, "--res", HR, "--workers", 2)
     assert [p for p in (tmp_path / "ds").rglob("*") if p.is_file()] == []

@@ -117,7 +117,7 @@ def test_fused_equals_reference_on_the_paper_layers():
     from networks.sres_generator import SuperResGeneratorConfig
 
     for spec in SuperResGeneratorConfig().layers[2:12:3]:  # up 2 and up 4 layers, all sizes
-        w, h = spec.in_size
+        h, w = spec.in_size
         x = torch.randn(1, 7, h + 2, w + 2) * 50
         args = dict(
             fu=spec.up_filter(),
@@ -130,7 +130,7 @@ def test_fused_equals_reference_on_the_paper_layers():
         )
         ref = filtered_lrelu(x, impl="reference", **args)
         fused = filtered_lrelu(x, impl="fused", **args)
-        assert fused.shape == (1, 7, spec.out_size[1], spec.out_size[0])
+        assert fused.shape == (1, 7, *spec.out_size)
         torch.testing.assert_close(fused, ref, atol=1e-4, rtol=1e-5)
 
 

@@ -26,7 +26,7 @@ from generation.pipeline import (
     lres_segments,
     make_grid,
     sres_segments,
-    to_uint8,
+    to_uint8_hwc,
 )
 from generation.timeline import Loop, Timeline, Transition
 from networks.contract import SuperResolutionBase
@@ -226,11 +226,20 @@ def test_generate_video_frames(G):
     (bf16,) = generate_video(G, seed=3, num_frames=1, output="float", precision="bfloat16")
     assert 0 < (bf16.video - flt[0].video).abs().max() < 0.05
     assert np.array_equal(
-        to_uint8(flt[0].video), list(generate_video(G, seed=3, num_frames=1))[0].video
+        to_uint8_hwc(flt[0].video), list(generate_video(G, seed=3, num_frames=1))[0].video
     )
     # docs/generation.md#writing-frames: clamp(x * 127.5 + 128, 0, 255), truncated
     x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.004, 0.99, 1.0, 3.0]).reshape(1, 1, 8)
-    assert to_uint8(x.expand(3, 1, 8)).ravel()[::3].tolist() == [0, 0, 64, 128, 128, 254, 255, 255]
+    assert to_uint8_hwc(x.expand(3, 1, 8)).ravel()[::3].tolist() == [
+        0,
+        0,
+        64,
+        128,
+        128,
+        254,
+        255,
+        255,
+    ]
     assert display_factor(36, 64) == 4 and display_factor(144, 256) == 1 and grid_shape(6) == (2, 3)
     grid = make_grid(np.arange(6)[:, None, None, None] * np.ones((6, 2, 3, 1), np.uint8))
     assert grid.shape == (4, 9, 1) and grid[0, 3, 0] == 1 and grid[2, 0, 0] == 3

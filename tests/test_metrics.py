@@ -25,16 +25,18 @@ import datasets.cli
 import metrics.cli
 import metrics.i3d
 import networks
+from datasets.shards import VideoDataset
 from datasets.synthetic import render_video
 from datasets.video_io import write_mp4
 from metrics import color_similarity, fvd, registry, sources, weights
 from metrics.curves import curve_from_rows, curve_gap, plot_curves
 from metrics.frechet import FeatureStats, frechet_between, frechet_distance
-from metrics.i3d import Detector, MaxPoolSame, preprocess, same_pads, to_uint8
+from metrics.i3d import Detector, MaxPoolSame, preprocess, same_pads
 from networks.contract import SuperResolutionBase
 from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
+from torch_utils.misc import to_uint8
 
 RES = "36x64"
 
@@ -334,8 +336,7 @@ def test_generator_samplers_lres_chain_and_sres(synth):
     z = torch.randn(2, 8)
     whole = FakeSR()(lr, z)
     torch.testing.assert_close(sources.run_sres(FakeSR(), lr, z, segment=5), whole)
-    pairs = sources.VideoDatasetTwoRes(synth["a"], RES, RES, seq_length=1)
-    sr = sources.sres_sampler(FakeSR(), pairs)(2, 6, g)
+    sr = sources.sres_sampler(FakeSR(), VideoDataset(synth["a"], RES, seq_length=1))(2, 6, g)
     assert sr.shape == (2, 3, 6, 72, 128)
 
 

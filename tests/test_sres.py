@@ -228,14 +228,14 @@ def test_conditioning_geometry():
         assert (centre - 1).abs().max() < 1e-5 and y.min() > 0.97, (mode, scale)
     # Canvas: 21 -> 36 pads 7 left / 8 right by replication; 168 -> 92 crops the centre.
     ramp = torch.arange(21.0).expand(1, 1, 21, 21)
-    fitted = fit_canvas(ramp, (36, 29))
+    fitted = fit_canvas(ramp, (29, 36))  # (h, w)
     assert fitted.shape[-2:] == (29, 36)
     assert fitted[0, 0, 0, :8].tolist() == [0.0] * 8 and fitted[0, 0, 0, 7:28].tolist() == list(
         map(float, range(21))
     )
     assert fitted[0, 0, 0, 28:].tolist() == [20.0] * 8
     big = torch.arange(168.0).expand(1, 1, 168, 168)
-    assert fit_canvas(big, (148, 92))[0, 0, 0, 0].item() == 10.0
+    assert fit_canvas(big, (92, 148))[0, 0, 0, 0].item() == 10.0
 
 
 def test_window_stacking_is_colour_major_then_time():
@@ -361,7 +361,7 @@ def test_other_sizes_follow_the_rules():
         ),
     ):
         S = SuperResGenerator(cfg).eval()
-        assert cfg.layers[-1].out_size == (cfg.hr_width, cfg.hr_height)
+        assert cfg.layers[-1].out_size == (cfg.hr_height, cfg.hr_width)
         with torch.no_grad():
             out = S(torch.rand(1, 3, 9, cfg.lr_height, cfg.lr_width) * 2 - 1)
         assert out.shape == (1, 3, 1, cfg.hr_height, cfg.hr_width) and torch.isfinite(out).all()

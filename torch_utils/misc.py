@@ -42,6 +42,25 @@ def assert_shape(x: torch.Tensor, pattern: str, **sizes: Optional[int]) -> dict[
     return found
 
 
+PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")
+"""What a network call accepts as `precision` (docs/networks.md#data-types): "auto" is the
+network's default (the original's float16 layers on CUDA for the super-resolution networks,
+float32 elsewhere), "mixed" that layout on any device, or one dtype for every layer."""
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for an empty module)."""
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_uint8(video: torch.Tensor) -> torch.Tensor:
+    """Frames in [-1, 1] -> uint8 as the original writes and evaluates them:
+    clamp(x * 127.5 + 128, 0, 255), truncated (docs/generation.md#writing-frames)."""
+    return (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def choose_device(device: Union[str, torch.device, None] = None) -> torch.device:
     """`None` or "auto": CUDA if available, else CPU; anything else is used as given."""
     if device is None or str(device) == "auto":

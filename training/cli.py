@@ -35,71 +35,74 @@ def main():
     clips. Presets carry the paper's settings; options override them."""
 
 
+# The options of both stages, in --help order (click.option decorators make a new Option each
+# time they are applied, so the list serves both commands).
+COMMON_OPTIONS = [
+    click.option(
+        "--data",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="Dataset folder (holding HHHHxWWWW/ shard folders).",
+    ),
+    click.option(
+        "--outdir",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="Run folder; re-running the same command resumes.",
+    ),
+    click.option(
+        "--preset",
+        default="paper",
+        show_default=True,
+        help="Named configuration: paper, small, tiny or demo.",
+    ),
+    click.option(
+        "--batch", type=int, help="Total batch over all processes and accumulation rounds."
+    ),
+    click.option("--grad-accum", type=int, help="Gradient accumulation rounds per step."),
+    click.option("--gamma", type=float, help="R1 regularisation weight."),
+    click.option("--steps", "total_steps", type=int, help="Total training steps."),
+    click.option("--g-lr", type=float, help="Generator learning rate."),
+    click.option(
+        "--d-lr",
+        type=float,
+        help="Discriminator learning rate (before the lazy-R1 correction).",
+    ),
+    click.option("--seed", type=int, help="Random seed (per-process seeds derive from it)."),
+    click.option("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)."),
+    click.option(
+        "--precision",
+        type=click.Choice(["float32", "bfloat16", "float16"]),
+        help="Autocast precision.",
+    ),
+    click.option("--workers", type=int, help="DataLoader worker processes per GPU/process."),
+    click.option("--tick", "steps_per_tick", type=int, help="Steps per tick (status line, stats)."),
+    click.option("--snapshot-ticks", type=int, help="Ticks between G_ema snapshots."),
+    click.option("--state-ticks", type=int, help="Ticks between resumable training states."),
+    click.option("--sample-ticks", type=int, help="Ticks between sample videos."),
+    click.option(
+        "--metric",
+        "metrics",
+        multiple=True,
+        help="Metric to compute at each snapshot (repeatable), e.g. fvd2048_128f.",
+    ),
+    click.option(
+        "--resume",
+        type=click.Path(exists=True, path_type=Path),
+        help="Resume from this state instead of the newest in --outdir.",
+    ),
+    click.option(
+        "--init",
+        type=click.Path(path_type=Path),
+        help="Fine-tune: start from the networks in this file (an original G_ema or "
+        "training pickle, a snapshot or a training state); optimisers start fresh.",
+    ),
+]
+
+
 def common_options(fn):
-    options = [
-        click.option(
-            "--data",
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Dataset folder (holding HHHHxWWWW/ shard folders).",
-        ),
-        click.option(
-            "--outdir",
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Run folder; re-running the same command resumes.",
-        ),
-        click.option(
-            "--preset",
-            default="paper",
-            show_default=True,
-            help="Named configuration: paper, small, tiny or demo.",
-        ),
-        click.option(
-            "--batch", type=int, help="Total batch over all processes and accumulation rounds."
-        ),
-        click.option("--grad-accum", type=int, help="Gradient accumulation rounds per step."),
-        click.option("--gamma", type=float, help="R1 regularisation weight."),
-        click.option("--steps", "total_steps", type=int, help="Total training steps."),
-        click.option("--g-lr", type=float, help="Generator learning rate."),
-        click.option(
-            "--d-lr",
-            type=float,
-            help="Discriminator learning rate (before the lazy-R1 correction).",
-        ),
-        click.option("--seed", type=int, help="Random seed (per-process seeds derive from it)."),
-        click.option("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)."),
-        click.option(
-            "--precision",
-            type=click.Choice(["float32", "bfloat16", "float16"]),
-            help="Autocast precision.",
-        ),
-        click.option("--workers", type=int, help="DataLoader worker processes per GPU/process."),
-        click.option(
-            "--tick", "steps_per_tick", type=int, help="Steps per tick (status line, stats)."
-        ),
-        click.option("--snapshot-ticks", type=int, help="Ticks between G_ema snapshots."),
-        click.option("--state-ticks", type=int, help="Ticks between resumable training states."),
-        click.option("--sample-ticks", type=int, help="Ticks between sample videos."),
-        click.option(
-            "--metric",
-            "metrics",
-            multiple=True,
-            help="Metric to compute at each snapshot (repeatable), e.g. fvd2048_128f.",
-        ),
-        click.option(
-            "--resume",
-            type=click.Path(exists=True, path_type=Path),
-            help="Resume from this state instead of the newest in --outdir.",
-        ),
-        click.option(
-            "--init",
-            type=click.Path(path_type=Path),
-            help="Fine-tune: start from the networks in this file (an original G_ema or "
-            "training pickle, a snapshot or a training state); optimisers start fresh.",
-        ),
-    ]
-    for option in reversed(options):
+    """`fn` with the `COMMON_OPTIONS` (the first listed first in --help)."""
+    for option in reversed(COMMON_OPTIONS):
         fn = option(fn)
     return fn
 

@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,30 +42,14 @@ class TrainingError(RuntimeError):
 
 
 def build_stage(cfg: TrainConfig, device: torch.device, gen: torch.Generator):
-    """The stage's GAN object and its dataset."""
+    """The stage's GAN object and its dataset: `build_lres_stage` or `build_sres_stage`."""
     from networks.presets import get_preset
 
     preset = get_preset(cfg.preset)
     if cfg.stage == "lres":
-        from datasets.shards import VideoDataset
-        from networks.lres_discriminator import LowResDiscriminator
-        from networks.lres_generator import LowResGenerator
-        from training.lres_gan import LowResGAN
+        from training.lres_gan import build_lres_stage
 
-        g_cfg = preset.lres_generator
-        d_cfg = dataclasses.replace(
-            preset.lres_discriminator,
-            height=g_cfg.height,
-            width=g_cfg.width,
-            seq_length=cfg.seq_length,
-        )
-        G, D = LowResGenerator(g_cfg).to(device), LowResDiscriminator(d_cfg).to(device)
-        dataset = VideoDataset(
-            cfg.data, (g_cfg.height, g_cfg.width), cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed
-        )
-        for net in (G, D):
-            distributed.broadcast_module(net)
-        return LowResGAN(cfg, G, D, device, gen), dataset
+        return build_lres_stage(cfg, preset, device, gen)
     from training.sres_gan import build_sres_stage
 
     return build_sres_stage(cfg, preset, device, gen)
@@ -160,10 +145,59 @@ def video_grid(videos: torch.Tensor) -> np.ndarray:
     return x.numpy()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every part of `train` needs: the configuration, this process and where to write."""
+
+    cfg: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    outdir: Path
+    echo: Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Parts:
+    """The objects the tick loop works with, made once `train` has set up and restored."""
+
+    gan: Any
+    data: ClipStream
+    gen: torch.Generator
+    log: RunLog
+    sample_noise: Any
+
+
 def train(
     cfg: TrainConfig, resume: str | Path | None = None, echo: Callable[[str], None] = print
 ) -> Path:
     """Train (or resume) one stage; returns the newest snapshot path."""
+    run = _setup(cfg, echo)
+    gen = torch.Generator().manual_seed(cfg.seed * run.world + run.rank)
+    gan, dataset = build_stage(cfg, run.device, gen)
+    state_file = Path(resume) if resume else (list_states(run.outdir) or [None])[-1]
+    step, position = _restore(run, gan, gen, state_file)
+    if step >= cfg.total_steps:
+        echo(f"already trained for {step} steps (total_steps {cfg.total_steps}); nothing to do")
+        return _latest_snapshot(run.outdir)
+
+    data = ClipStream(
+        dataset, gan.batch_per_rank, cfg.seed, run.rank, run.world, run.device, cfg.workers,
+        start=position,
+    )  # fmt: skip
+    log = RunLog(run.outdir, run.rank == 0, echo)
+    sample_noise = gan.sample_inputs(torch.Generator().manual_seed(cfg.seed + 1))
+    try:
+        _tick_loop(run, _Parts(gan, data, gen, log, sample_noise), step, state_file)
+    finally:
+        log.close()
+        distributed.barrier()
+    return _latest_snapshot(run.outdir)
+
+
+def _setup(cfg: TrainConfig, echo: Callable[[str], None]) -> _Run:
+    """Device, process group, the output directory (its config.json checked against `cfg`), the
+    metric names and the per-rank seeds (docs/training.md#initialisation-and-seeds)."""
     device = choose_device(cfg.device)
     distributed.init(device.type)
     rank, world = distributed.rank(), distributed.world_size()
@@ -182,93 +216,109 @@ def train(
 
         for name in cfg.metrics:
             check_name(name)  # fail before training, not at the first snapshot
-    # Per-rank seeds (docs/training.md#initialisation-and-seeds).
     seed_everything(cfg.seed * world + rank)
-    gen = torch.Generator().manual_seed(cfg.seed * world + rank)
-    gan, dataset = build_stage(cfg, device, gen)
+    return _Run(cfg, device, rank, world, outdir, echo)
 
-    step, position = 0, 0
-    state_file = Path(resume) if resume else (list_states(outdir) or [None])[-1]
-    if state_file is not None:
-        state = load_state(state_file)
-        for name, module in gan.modules().items():
-            module.load_state_dict(state["modules"][name])
-        for name, opt in gan.optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
-        gan.load_extra_state(state.get("extra", {}))
-        step, position = state["step"], state["data_position"]
-        rngs = state["rng"]
-        if len(rngs) == world:
-            set_rng_state(rngs[rank], gen)
-        else:
-            echo(
-                f"warning: the state was written by {len(rngs)} processes, not {world}; random streams restart"
-            )
-        if rank == 0:
-            echo(f"resuming from {state_file} at step {step}")
-            if cfg.init:
-                echo(f"note: --init {cfg.init} only starts a run; this one resumes")
-    elif cfg.init:
-        for line in gan.init_from(cfg.init):  # fine-tuning: weights only, optimisers fresh
-            echo(f"init: {line}")
-    if step >= cfg.total_steps:
-        echo(f"already trained for {step} steps (total_steps {cfg.total_steps}); nothing to do")
-        return _latest_snapshot(outdir)
 
-    data = ClipStream(
-        dataset, gan.batch_per_rank, cfg.seed, rank, world, device, cfg.workers, start=position
-    )
-    log = RunLog(outdir, rank == 0, echo)
-    sample_noise = gan.sample_inputs(torch.Generator().manual_seed(cfg.seed + 1))
+def _restore(run: _Run, gan, gen: torch.Generator, state_file: Path | None) -> tuple[int, int]:
+    """(step, data position) to start from: a training state's, with its modules, optimisers,
+    extra state and (same number of processes) random streams restored; else (0, 0), after
+    loading `--init`'s weights if given (fine-tuning: weights only, optimisers fresh)."""
+    cfg, echo = run.cfg, run.echo
+    if state_file is None:
+        if cfg.init:
+            for line in gan.init_from(cfg.init):
+                echo(f"init: {line}")
+        return 0, 0
+    state = load_state(state_file)
+    for name, module in gan.modules().items():
+        module.load_state_dict(state["modules"][name])
+    for name, opt in gan.optimizers().items():
+        opt.load_state_dict(state["optimizers"][name])
+    gan.load_extra_state(state.get("extra", {}))
+    step, position = state["step"], state["data_position"]
+    rngs = state["rng"]
+    if len(rngs) == run.world:
+        set_rng_state(rngs[run.rank], gen)
+    else:
+        echo(
+            f"warning: the state was written by {len(rngs)} processes, not {run.world}; random streams restart"
+        )
+    if run.rank == 0:
+        echo(f"resuming from {state_file} at step {step}")
+        if cfg.init:
+            echo(f"note: --init {cfg.init} only starts a run; this one resumes")
+    return step, position
+
+
+def _tick_loop(run: _Run, parts: _Parts, step: int, last_state: Path | None) -> None:
+    """Training steps from `step` to `total_steps`, with `_end_tick` every `steps_per_tick`."""
+    cfg = run.cfg
     tick_stats: dict[str, list[float]] = defaultdict(list)
-    nan_streak, tick_start, last_state = 0, time.time(), state_file
-    try:
-        while step < cfg.total_steps:
-            stats = gan.train_step(step, data)
-            step += 1
-            losses = [v for k, v in stats.items() if k.startswith("loss/")]
-            nan_streak = 0 if all(math.isfinite(v) for v in losses) else nan_streak + 1
-            if nan_streak >= cfg.nan_patience:
-                raise TrainingError(
-                    f"the losses were not finite for {nan_streak} consecutive steps (step {step}); stopping. "
-                    f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or --gamma and resume"
-                )
-            for k, v in stats.items():
-                tick_stats[k].append(float(v))
-            if step % cfg.steps_per_tick and step != cfg.total_steps:
-                continue
-            tick = math.ceil(step / cfg.steps_per_tick)
-            elapsed = time.time() - tick_start
-            extra = {
-                "timing/sec_per_step": elapsed / len(tick_stats["loss/G"]),
-                "resources/cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                "progress/step": step,
-                **gan.progress(),
-            }
-            if device.type == "cuda":
-                extra["resources/peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-            log.tick(step, tick, tick_stats, extra)
-            tick_stats.clear()
-            done = step >= cfg.total_steps
-            if nan_streak:  # keep the last good checkpoint: write nothing from a diverging state
-                echo(
-                    f"warning: non-finite losses in the last {nan_streak} steps; not saving this tick"
-                )
-                tick_start = time.time()
-                continue
-            if rank == 0 and (tick % cfg.snapshot_ticks == 0 or done):
-                snapshot = outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors"
-                networks.save(gan.snapshot(), snapshot, metadata={"step": str(step)}, role="G_ema")
-                _compute_metrics(cfg, snapshot, step, device, echo)
-            if tick % cfg.sample_ticks == 0 or done:
-                _write_samples(gan, sample_noise, log, outdir, cfg, step, rank)
-            if tick % cfg.state_ticks == 0 or done:
-                last_state = _save_training_state(gan, outdir, cfg, step, data.position, gen, rank)
-            tick_start = time.time()
-    finally:
-        log.close()
-        distributed.barrier()
-    return _latest_snapshot(outdir)
+    nan_streak, tick_start = 0, time.time()
+    while step < cfg.total_steps:
+        stats = parts.gan.train_step(step, parts.data)
+        step += 1
+        nan_streak = _nan_streak(run, stats, nan_streak, step, last_state)
+        for k, v in stats.items():
+            tick_stats[k].append(float(v))
+        if step % cfg.steps_per_tick and step != cfg.total_steps:
+            continue
+        last_state = _end_tick(run, parts, step, tick_stats, tick_start, nan_streak) or last_state
+        tick_start = time.time()
+
+
+def _nan_streak(run: _Run, stats: dict, streak: int, step: int, last_state: Path | None) -> int:
+    """The number of consecutive steps with non-finite losses, up to this one; TrainingError at
+    `nan_patience`."""
+    losses = [v for k, v in stats.items() if k.startswith("loss/")]
+    streak = 0 if all(math.isfinite(v) for v in losses) else streak + 1
+    if streak >= run.cfg.nan_patience:
+        raise TrainingError(
+            f"the losses were not finite for {streak} consecutive steps (step {step}); stopping. "
+            f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or --gamma and resume"
+        )
+    return streak
+
+
+def _end_tick(
+    run: _Run,
+    parts: _Parts,
+    step: int,
+    tick_stats: dict[str, list[float]],
+    tick_start: float,
+    nan_streak: int,
+) -> Path | None:
+    """The end of a tick: its log line (`tick_stats` then cleared), then, unless the losses are
+    diverging, the snapshot + metrics, samples and training state that are due; returns the
+    state written, if any."""
+    cfg, device = run.cfg, run.device
+    tick = math.ceil(step / cfg.steps_per_tick)
+    extra = {
+        "timing/sec_per_step": (time.time() - tick_start) / len(tick_stats["loss/G"]),
+        "resources/cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "progress/step": step,
+        **parts.gan.progress(),
+    }
+    if device.type == "cuda":
+        extra["resources/peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    parts.log.tick(step, tick, tick_stats, extra)
+    tick_stats.clear()
+    if nan_streak:  # keep the last good checkpoint: write nothing from a diverging state
+        run.echo(f"warning: non-finite losses in the last {nan_streak} steps; not saving this tick")
+        return None
+    done = step >= cfg.total_steps
+    if run.rank == 0 and (tick % cfg.snapshot_ticks == 0 or done):
+        snapshot = run.outdir / "snapshots" / f"{cfg.stage}-{step:08d}.safetensors"
+        networks.save(parts.gan.snapshot(), snapshot, metadata={"step": str(step)}, role="G_ema")
+        _compute_metrics(cfg, snapshot, step, device, run.echo)
+    if tick % cfg.sample_ticks == 0 or done:
+        _write_samples(parts.gan, parts.sample_noise, parts.log, run.outdir, cfg, step, run.rank)
+    if tick % cfg.state_ticks == 0 or done:
+        return _save_training_state(
+            parts.gan, run.outdir, cfg, step, parts.data.position, parts.gen, run.rank
+        )
+    return None
 
 
 def _compute_metrics(cfg: TrainConfig, snapshot: Path, step: int, device, echo) -> None:

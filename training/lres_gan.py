@@ -10,6 +10,8 @@ EMA:    G_ema follows G over parameters and buffers with the ramped decay.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -94,3 +96,25 @@ class LowResGAN(GAN):
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
         """G_ema videos `[n, 3, T, H, W]` from the fixed noise."""
         return self.G_ema.from_noise(noise.to(self.device), self.cfg.sample_frames).cpu()
+
+
+def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
+    """The low-resolution stage's GAN and its dataset (`training.loop.build_stage`)."""
+    from datasets.shards import VideoDataset
+    from networks.lres_discriminator import LowResDiscriminator
+    from torch_utils import distributed
+
+    g_cfg = preset.lres_generator
+    d_cfg = dataclasses.replace(
+        preset.lres_discriminator,
+        height=g_cfg.height,
+        width=g_cfg.width,
+        seq_length=cfg.seq_length,
+    )
+    G, D = LowResGenerator(g_cfg).to(device), LowResDiscriminator(d_cfg).to(device)
+    for net in (G, D):
+        distributed.broadcast_module(net)
+    dataset = VideoDataset(
+        cfg.data, (g_cfg.height, g_cfg.width), cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed
+    )
+    return LowResGAN(cfg, G, D, device, gen), dataset

@@ -21,7 +21,7 @@ from training.gan import GAN, d_stats
 class SuperResGAN(GAN):
     def __init__(self, cfg, G, D, device, gen, dataset):
         super().__init__(cfg, G, D, device, gen)
-        self.dataset = dataset  # for the fixed real clips of the sample videos
+        self.dataset = dataset  # a VideoDatasetTwoRes; `.lres` gives the sample videos' real clips
         self.context = G.context  # low-res frames on each side of an output frame
         self.in_augment = AugmentPipe(IN_AUGMENT, p=cfg.in_augment_p)
         self.ada = AdaController(
@@ -120,10 +120,9 @@ class SuperResGAN(GAN):
     def sample_inputs(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed real LR clip (sample_frames + context) and fixed latents."""
         frames = self.cfg.sample_frames + 2 * self.context
-        clips = []
-        for i in range(min(self.cfg.sample_videos, len(self.dataset))):
-            length = min(frames, self.dataset.num_frames[i])
-            clips.append(self.dataset.read_frames(i, 0, length)[0][:, :length])
+        lres, clips = self.dataset.lres, []
+        for i in range(min(self.cfg.sample_videos, len(lres))):
+            clips.append(lres.read_frames(i, 0, min(frames, lres.num_frames[i])))
         length = min(c.shape[1] for c in clips)
         lr = torch.stack([c[:, :length] for c in clips])
         return lr, torch.randn(lr.shape[0], self.G.cfg.z_dim, generator=gen)
@@ -138,6 +137,7 @@ class SuperResGAN(GAN):
 
 
 def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
+    """The super-resolution stage's GAN and its paired dataset (`training.loop.build_stage`)."""
     from datasets.shards import VideoDatasetTwoRes
     from networks.sres_discriminator import SuperResDiscriminator
     from networks.sres_generator import SuperResGenerator

@@ -1,0 +1,200 @@
+"""The curation manifest (docs/datasets.md#curation): the verdicts on the shots of
+`datasets.curate` and the JSON file that records them.
+
+`judge_clips` applies `Thresholds` (too_short, static, too_much_motion, blurry, duplicate);
+`curate` gathers the verdicts of every video in a `Curation`; `write_manifest` writes it and
+`read_manifest` reads back the kept shots for `lvg-dataset from-videos --manifest`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.curate import (
+    REPRESENTATIVE_FRAMES,
+    AnalysisSettings,
+    Shot,
+    Thresholds,
+    VideoAnalysis,
+    hamming,
+    split_clips,
+)
+from torch_utils.misc import write_atomic
+
+MANIFEST_FORMAT = "lvg-dataset curate manifest"
+MANIFEST_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Verdicts
+
+
+def judge_clips(clips: list[Shot], thresholds: Thresholds) -> None:
+    """Set each clip's `reason` (None keeps it), checked in this order: too_short, static,
+    too_much_motion, blurry, duplicate (of an earlier kept clip, across all videos)."""
+    kept_hashes = np.zeros((len(clips), REPRESENTATIVE_FRAMES), np.uint64)
+    kept_names: list[str] = []
+    for clip in clips:
+        clip.reason = clip.duplicate_of = None
+        if clip.seconds < thresholds.min_seconds:
+            clip.reason = "too_short"
+        elif clip.motion < thresholds.min_motion:
+            clip.reason = "static"
+        elif clip.motion > thresholds.max_motion:
+            clip.reason = "too_much_motion"
+        elif clip.sharpness < thresholds.min_sharpness:
+            clip.reason = "blurry"
+        elif thresholds.dedup >= 0 and kept_names:
+            distance = clip_distance(
+                kept_hashes[: len(kept_names)], np.array(clip.phash, np.uint64)
+            )
+            nearest = int(np.argmin(distance))
+            if distance[nearest] <= thresholds.dedup:
+                clip.reason, clip.duplicate_of = "duplicate", kept_names[nearest]
+        if clip.reason is None:
+            kept_hashes[len(kept_names)] = clip.phash
+            kept_names.append(clip.name)
+
+
+def clip_distance(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Distance of a clip's hashes `[R]` to every row of `[K, R]`: for each hash the nearest one
+    of the other clip, averaged, taking the larger of the two directions."""
+    d = hamming(hashes[:, :, None], query[None, None, :])  # [K, R, R]
+    return np.maximum(d.min(2).mean(1), d.min(1).mean(1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The manifest file
+
+
+def shot_to_json(shot: Shot) -> dict[str, Any]:
+    """A manifest entry: the shot's place, scores and verdict."""
+    entry: dict[str, Any] = {
+        "clip": shot.name,
+        "video": shot.video,
+        "start_frame": shot.start_frame,
+        "end_frame": shot.end_frame,
+        "start": round(shot.start, 4),
+        "end": round(shot.end, 4),
+        "fps": round(shot.fps, 4),
+        "scores": {
+            "seconds": round(shot.seconds, 4),
+            "motion": round(shot.motion, 4),
+            "sharpness": round(shot.sharpness, 2),
+            "cut": round(shot.cut_score, 4),
+            "phash": [f"{h:016x}" for h in shot.phash],
+        },
+    }
+    if shot.reason:
+        entry["reason"] = shot.reason
+    if shot.duplicate_of:
+        entry["duplicate_of"] = shot.duplicate_of
+    return entry
+
+
+def shot_from_json(entry: dict[str, Any]) -> Shot:
+    """The `Shot` of a manifest entry written by `shot_to_json`."""
+    scores = entry["scores"]
+    return Shot(
+        video=str(entry["video"]),
+        start_frame=int(entry["start_frame"]),
+        end_frame=int(entry["end_frame"]),
+        start=float(entry["start"]),
+        end=float(entry["end"]),
+        fps=float(entry["fps"]),
+        motion=float(scores["motion"]),
+        sharpness=float(scores["sharpness"]),
+        cut_score=float(scores["cut"]),
+        phash=tuple(int(h, 16) for h in scores["phash"]),
+        reason=entry.get("reason"),
+        duplicate_of=entry.get("duplicate_of"),
+    )
+
+
+@dataclass
+class Curation:
+    """Everything a manifest says: the clips with their verdicts and the unreadable videos."""
+
+    src: str
+    settings: AnalysisSettings
+    thresholds: Thresholds
+    clips: list[Shot]
+    unreadable: dict[str, str]  # video -> reason
+    num_videos: int
+
+    @property
+    def kept(self) -> list[Shot]:
+        return [clip for clip in self.clips if clip.reason is None]
+
+    def summary(self) -> dict[str, Any]:
+        kept = self.kept
+        dropped = Counter(clip.reason for clip in self.clips if clip.reason)
+        if self.unreadable:
+            dropped["unreadable"] = len(self.unreadable)
+        return {
+            "videos": self.num_videos,
+            "clips": len(self.clips),
+            "kept": len(kept),
+            "kept_seconds": round(sum(clip.seconds for clip in kept), 3),
+            "kept_frames": sum(clip.num_frames for clip in kept),
+            "dropped": dict(sorted(dropped.items())),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        dropped = [shot_to_json(clip) for clip in self.clips if clip.reason]
+        dropped += [
+            {"video": video, "reason": "unreadable", "error": error}
+            for video, error in sorted(self.unreadable.items())
+        ]
+        return {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "src": self.src,
+            "analysis": asdict(self.settings),
+            "thresholds": asdict(self.thresholds),
+            "summary": self.summary(),
+            "kept": [shot_to_json(clip) for clip in self.kept],
+            "dropped": dropped,
+        }
+
+
+def curate(analyses: list[VideoAnalysis], src: str, thresholds: Thresholds) -> Curation:
+    """Shots and verdicts for `analyses` (in their order, which decides who is a duplicate)."""
+    clips = [clip for a in analyses if a.error is None for clip in split_clips(a, thresholds)]
+    judge_clips(clips, thresholds)
+    unreadable = {a.video: a.error for a in analyses if a.error is not None}
+    settings = analyses[0].settings if analyses else AnalysisSettings()
+    return Curation(src, settings, thresholds, clips, unreadable, len(analyses))
+
+
+def write_manifest(path: str | os.PathLike, curation: Curation) -> None:
+    write_atomic(path, (json.dumps(curation.to_json(), indent=2) + "\n").encode())
+
+
+def read_manifest(path: str | os.PathLike) -> list[Shot]:
+    """The kept clips of a manifest written by `write_manifest`; ValueError says what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(
+            f"manifest {path} does not exist; make one with lvg-dataset curate"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"manifest {path} is not readable JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not a manifest of lvg-dataset curate")
+    if data.get("version") != MANIFEST_VERSION:
+        raise ValueError(
+            f"manifest {path} has version {data.get('version')}, this tool reads {MANIFEST_VERSION}"
+        )
+    try:
+        return [shot_from_json(entry) for entry in data["kept"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"manifest {path} has a malformed clip entry ({e!r})") from None

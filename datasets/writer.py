@@ -1,0 +1,268 @@
+"""The dataset-writing engine behind `lvg-dataset from-videos / from-frames / synthetic`
+(docs/datasets.md): clip sources, resizing and JPEG encoding on threads, sharding and writing.
+
+Library code: bad arguments raise `ValueError`s that name the parameter in backticks (e.g.
+"`res` '36x' is not HxW ..."); `datasets.cli` turns those names into its flags.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, Union
+
+import numpy as np
+import tqdm
+
+from datasets.shards import (
+    Resolution,
+    ResolutionLike,
+    ShardWriter,
+    encode_jpeg,
+    parse_resolution,
+    shard_path,
+    write_clip,
+)
+from datasets.video_io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoReadError,
+    list_files,
+    read_image,
+    read_video,
+    resize_frame,
+)
+
+if TYPE_CHECKING:
+    from datasets.curate import Shot
+
+# A source frame: one RGB uint8 array of any size (resized to every resolution), or one array per
+# resolution already at that size (the synthetic benchmark renders each resolution directly).
+SourceFrame = Union[np.ndarray, Mapping[Resolution, np.ndarray]]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class ClipSource:
+    """One clip to write: its clip_dir in the shard, what to name in warnings, and its frames."""
+
+    clip_dir: str
+    label: str
+    frames: Callable[[], Iterator[tuple[str, SourceFrame]]]
+
+
+@dataclass
+class WriteSummary:
+    """What `write_partition` did."""
+
+    written: int
+    skipped: int
+    frames: int
+    paths: list[Path]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.written} videos written, {self.skipped} skipped ({self.frames} frames) -> "
+            + ", ".join(str(p) for p in self.paths)
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The shared writing path of all three commands
+
+
+def encode_frame(frame: SourceFrame, resolutions: list[Resolution]) -> dict[Resolution, bytes]:
+    """Resize (crop to aspect + Lanczos, docs/datasets.md#resizing) and JPEG-encode one frame at
+    every resolution."""
+    return {
+        res: encode_jpeg(resize_frame(frame[res] if isinstance(frame, Mapping) else frame, *res))
+        for res in resolutions
+    }
+
+
+def _ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`map(fn, items)` on `workers` threads, in order, with a bounded read-ahead.
+
+    PIL releases the GIL while resizing and encoding, so threads give a real speed-up.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def check_resolutions(res: Iterable[ResolutionLike]) -> list[Resolution]:
+    """The distinct resolutions, smallest first; ValueError naming `res` if one is not HxW."""
+    try:
+        return sorted({parse_resolution(value) for value in res})
+    except ValueError as e:
+        raise ValueError(f"`res` {e}") from None
+
+
+def partition_sources(
+    sources: list[ClipSource], num_partitions: int, partition: int
+) -> list[ClipSource]:
+    """Chunk `partition` of `num_partitions` (`np.array_split` of the sorted sources); ValueError
+    for a bad partition or two sources with one clip_dir."""
+    if num_partitions < 1:
+        raise ValueError(f"`num_partitions` must be >= 1, got {num_partitions}")
+    if not 0 <= partition < num_partitions:
+        raise ValueError(
+            f"`partition` {partition} is out of range for `num_partitions` {num_partitions}; "
+            f"use 0..{num_partitions - 1}"
+        )
+    seen: dict[str, str] = {}
+    for source in sources:
+        if source.clip_dir in seen:
+            raise ValueError(
+                f"{seen[source.clip_dir]} and {source.label} would both be clip "
+                f"{source.clip_dir!r}; rename or move one of them"
+            )
+        seen[source.clip_dir] = source.label
+    chunks = np.array_split(np.arange(len(sources)), num_partitions)
+    return [sources[i] for i in chunks[partition]]
+
+
+def _warn(message: str) -> None:
+    tqdm.tqdm.write(message, file=sys.stderr)
+
+
+def write_partition(
+    dst: str,
+    resolutions: list[Resolution],
+    sources: list[ClipSource],
+    num_partitions: int,
+    partition: int,
+    workers: int,
+    warn: Callable[[str], None] = _warn,
+) -> WriteSummary:
+    """Write shard `partition_<partition>` of `dst` at every resolution in one pass
+    (docs/datasets.md#sharding).
+
+    Sources are split with `np.array_split` into `num_partitions` chunks. A source that fails to
+    read is skipped with a one-line `warn`ing. ValueError if a shard already exists.
+    """
+    sources = partition_sources(sources, num_partitions, partition)
+    shard_name = f"partition_{partition:04d}"
+    paths = {res: shard_path(dst, res, shard_name) for res in resolutions}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing:
+        raise ValueError(
+            f"{', '.join(existing)} already exists; choose another `dst` or delete it first"
+        )
+
+    summary = WriteSummary(0, 0, 0, list(paths.values()))
+    with ExitStack() as stack:
+        writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
+        for source in tqdm.tqdm(sources, desc=shard_name, unit="video"):
+            encoded = _ordered_map(
+                lambda item: (item[0], encode_frame(item[1], resolutions)), source.frames(), workers
+            )
+            try:
+                summary.frames += write_clip(writers, source.clip_dir, encoded)
+                summary.written += 1
+            except VideoReadError as e:
+                summary.skipped += 1
+                warn(f"warning: skipped {source.label}: {e.reason}")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sources
+
+
+def video_sources(src: Path, trim_start: float = 0.0, trim_end: float = 0.0) -> list[ClipSource]:
+    """Every video under `src`; clip_dir = path relative to `src` without extension
+    (docs/datasets.md#on-disk-format)."""
+
+    def frames(path: Path) -> Iterator[tuple[str, SourceFrame]]:
+        for i, frame in enumerate(read_video(path, trim_start, trim_end)):
+            yield f"frame_{i:06d}.jpg", frame
+
+    return [
+        ClipSource(
+            path.relative_to(src).with_suffix("").as_posix(), str(path), lambda p=path: frames(p)
+        )
+        for path in list_files(src, VIDEO_EXTENSIONS)
+    ]
+
+
+def manifest_sources(src: Path, shots: list[Shot]) -> list[ClipSource]:
+    """The kept shots of a curate manifest; clip_dir = `Shot.name`, i.e. the video path relative
+    to `src` without extension, then `/<start>-<end>` (frame numbers, end exclusive)."""
+
+    def frames(shot: Shot) -> Iterator[tuple[str, SourceFrame]]:
+        path = src / shot.video
+        # Seek to half a frame before the shot's first timestamp, then count frames from there.
+        reader = read_video(path, trim_start=max(0.0, shot.start - 0.5 / shot.fps))
+        count = 0
+        try:
+            for count, frame in enumerate(islice(reader, shot.num_frames), 1):
+                yield f"frame_{count - 1:06d}.jpg", frame
+        finally:
+            reader.close()
+        if count < shot.num_frames:
+            reason = f"ended after {count} of the {shot.num_frames} frames of clip {shot.name}"
+            raise VideoReadError(path, reason)
+
+    return [
+        ClipSource(shot.name, f"{src / shot.video} (clip {shot.name})", lambda s=shot: frames(s))
+        for shot in sorted(shots, key=lambda s: s.name)
+    ]
+
+
+def frame_folder_sources(src: Path) -> list[ClipSource]:
+    """Every folder of images under `src`; clip_dir = folder relative to `src`, frame name = file
+    name with suffix .jpg, frames in name order (docs/datasets.md#on-disk-format). ValueError if
+    two images of a folder would get the same frame name."""
+    folders: dict[Path, list[Path]] = {}
+    for path in list_files(src, IMAGE_EXTENSIONS):
+        folders.setdefault(path.parent, []).append(path)
+
+    def frames(paths: list[Path]) -> Iterator[tuple[str, SourceFrame]]:
+        for path in paths:
+            yield path.with_suffix(".jpg").name, read_image(path)
+
+    sources = []
+    for folder, paths in sorted(folders.items()):
+        names = [p.with_suffix(".jpg").name for p in paths]
+        if len(set(names)) < len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise ValueError(
+                f"{folder} has several images that would become {duplicate}; keep one of them"
+            )
+        clip_dir = folder.relative_to(src).as_posix()  # "." for images directly in SRC
+        sources.append(ClipSource(clip_dir, str(folder), lambda p=paths: frames(p)))
+    return sources
+
+
+def synthetic_sources(
+    num_videos: int, num_frames: int, resolutions: list[Resolution], seed: int
+) -> list[ClipSource]:
+    """Synthetic benchmark videos `video_%05d`; video i uses seed `seed * 100003 + i`, and every
+    resolution is rendered directly (no resizing), so all resolutions show the same scene."""
+    from datasets.synthetic import render_video  # imported here: only this source needs it
+
+    def frames(video_seed: int) -> Iterator[tuple[str, SourceFrame]]:
+        videos = {res: render_video(video_seed, num_frames, *res)[0] for res in resolutions}
+        for i in range(num_frames):
+            yield f"frame_{i:06d}.jpg", {res: video[i] for res, video in videos.items()}
+
+    return [
+        ClipSource(f"video_{i:05d}", f"synthetic video {i}", lambda s=seed * 100003 + i: frames(s))
+        for i in range(num_videos)
+    ]
