@@ -21,18 +21,15 @@ from datasets.video_io import Mp4Writer
 from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
     DEFAULT_SRES_BATCH,
-    PRECISIONS,
     Frame,
     check_compatible,
-    display_factor,
     generate_video,
-    make_grid,
     make_timelines,
-    nearest_upscale,
 )
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
-from torch_utils.misc import atomic_path, choose_device
+from torch_utils.frames import display_factor, make_grid, nearest_upscale
+from torch_utils.misc import PRECISIONS, atomic_path, choose_device
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
 DEMO_DIR = Path(__file__).resolve().parent / "demo"

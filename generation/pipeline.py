@@ -19,7 +19,6 @@ and any range of frames (frame 10,000,000, or negative ones) can be produced dir
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -30,7 +29,8 @@ import torch
 from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
 from networks.contract import SuperResolution
 from networks.lres_generator import LowResGenerator
-from torch_utils.misc import PRECISIONS, module_device, to_uint8
+from torch_utils.frames import to_uint8_hwc
+from torch_utils.misc import PRECISIONS, module_device
 
 DEFAULT_BATCH_FRAMES = 128
 DEFAULT_SRES_BATCH = 8
@@ -181,38 +181,6 @@ def generate_segments(
 
 # ------------------------------------------------------------------------------------------------
 # Frames
-
-
-def to_uint8_hwc(video: torch.Tensor) -> np.ndarray:
-    """`[..., 3, H, W]` in [-1, 1] -> `[..., H, W, 3]` uint8 images (`torch_utils.misc.to_uint8`)."""
-    return to_uint8(video).movedim(-3, -1).numpy()
-
-
-def display_factor(height: int, width: int, multiple: int = 16) -> int:
-    """The smallest integer upscale after which both edges are multiples of `multiple`
-    (docs/generation.md#writing-frames: 36x64 -> x4 = 144x256)."""
-    a, b = multiple // math.gcd(height, multiple), multiple // math.gcd(width, multiple)
-    return a * b // math.gcd(a, b)
-
-
-def nearest_upscale(frames: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upscale of `[..., H, W, C]` images by an integer factor."""
-    if factor == 1:
-        return frames
-    return frames.repeat(factor, axis=-3).repeat(factor, axis=-2)
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """(rows, columns): rows = the largest divisor of n that is <= sqrt(n) (docs/generation.md)."""
-    rows = max(d for d in range(1, math.isqrt(n) + 1) if n % d == 0)
-    return rows, n // rows
-
-
-def make_grid(frames: np.ndarray) -> np.ndarray:
-    """`[n, H, W, C]` -> one `[rows * H, cols * W, C]` image, videos in row-major order."""
-    n, h, w, c = frames.shape
-    rows, cols = grid_shape(n)
-    return frames.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, -1, c)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from torch_utils.misc import assert_shape, to_uint8
+from torch_utils.frames import to_uint8
+from torch_utils.misc import assert_shape
 
 BINS = 20
 

@@ -24,7 +24,7 @@ from metrics.frechet import FeatureStats, frechet_between
 from metrics.i3d import NUM_CLASSES, Detector
 from metrics.sources import ClipSampler, content_key, sample_real_clips
 from metrics.weights import cache_dir
-from torch_utils.misc import to_uint8
+from torch_utils.frames import to_uint8
 
 CACHE_VERSION = 1
 GEN_BATCH_MAX = 4  # generator batch = min(detector batch, 4) (docs/metrics.md#generated-clips)

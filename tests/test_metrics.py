@@ -36,7 +36,7 @@ from networks.contract import SuperResolutionBase
 from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
-from torch_utils.misc import to_uint8
+from torch_utils.frames import to_uint8
 
 RES = "36x64"
 

@@ -55,12 +55,6 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def to_uint8(video: torch.Tensor) -> torch.Tensor:
-    """Frames in [-1, 1] -> uint8 as the original writes and evaluates them:
-    clamp(x * 127.5 + 128, 0, 255), truncated (docs/generation.md#writing-frames)."""
-    return (video.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
 def choose_device(device: Union[str, torch.device, None] = None) -> torch.device:
     """`None` or "auto": CUDA if available, else CPU; anything else is used as given."""
     if device is None or str(device) == "auto":

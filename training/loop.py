@@ -28,6 +28,7 @@ import torch
 
 import networks
 from torch_utils import distributed
+from torch_utils.frames import video_grid
 from torch_utils.misc import choose_device, seed_everything, write_atomic
 from training.config import TrainConfig
 from training.data import ClipStream
@@ -120,29 +121,6 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def video_grid(videos: torch.Tensor) -> np.ndarray:
-    """`[n, 3, t, h, w]` in [-1, 1] -> uint8 `[t, H, W, 3]` grid, nearest-upscaled so both edges
-    are multiples of 16; rows = the largest divisor of n that is <= sqrt(n)
-    (docs/training.md#run-folder)."""
-    n, _, t, h, w = videos.shape
-    rows = max(r for r in range(1, int(math.isqrt(n)) + 1) if n % r == 0)
-    x = (videos * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    x = (
-        x.reshape(rows, n // rows, 3, t, h, w)
-        .permute(3, 0, 4, 1, 5, 2)
-        .reshape(t, rows * h, n // rows * w, 3)
-    )
-    scale = 1
-    while (rows * h * scale) % 16 or (n // rows * w * scale) % 16:
-        scale += 1
-        if scale > 16:
-            scale = 1
-            break
-    if scale > 1:
-        x = x.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    return x.numpy()
 
 
 @dataclasses.dataclass(frozen=True)
