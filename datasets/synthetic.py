@@ -444,19 +444,7 @@ def _objects(sc: _Scene, cfg: SceneConfig, st: dict, col: dict, height: int, wid
     lateral = side * (cfg.road_width / 2 + np.where(pole, 1.2, 0.8 + 25 * h(3) ** 2))
     size = np.choose(kind, [4 + 5 * h(5), 5 + 6 * h(5), 0.5 + 1.4 * h(5), 7.5])
 
-    # Base colours: canopies vary in hue and turn autumnal with the season (conifers do not).
-    hue, tint, evergreen = h(6)[:, None], h(7)[:, None], h(8) > 0.8
-    green = _lerp(np.array([0.16, 0.36, 0.10]), np.array([0.32, 0.48, 0.16]), hue)
-    autumn = _lerp(np.array([0.75, 0.32, 0.08]), np.array([0.82, 0.65, 0.15]), tint)
-    canopy = _lerp(green, autumn, (st["season"][fi] * ~evergreen)[:, None])
-    rock = np.where(tint > 0.5, [0.22, 0.40, 0.15], [0.45, 0.43, 0.40])
-    colours = np.empty((len(fi), 2, 3))
-    colours[:, 0] = np.where((kind == _BUSH)[:, None], rock, [0.30, 0.22, 0.15])
-    colours[:, 1] = np.where((kind == _CONIFER)[:, None], green * 0.6, canopy)
-    colours[kind == _POLE] = (0.25, 0.22, 0.2)
-    lit, horizon = col["lit"][:, fi, 0, 0].T, col["horizon"][:, fi, 0, 0].T
-    fog = _fog(d, st["haze"][fi])[:, None, None]
-    rgb = _lerp(colours * lit[:, None], horizon[:, None], fog)
+    rgb = _object_colours(kind, h, fi, d, st, col)
 
     # Perspective projection (screen units, roll-rotated frame).
     scale = cfg.focal / d
@@ -486,6 +474,23 @@ def _objects(sc: _Scene, cfg: SceneConfig, st: dict, col: dict, height: int, wid
 
     keep = prim["hx"] > 0
     return {key: v[..., keep] for key, v in prim.items()}, counts
+
+
+def _object_colours(kind, h, fi, d, st: dict, col: dict) -> np.ndarray:
+    """Trunk and crown colours `[M, 2, 3]`, lit and fogged. Canopies vary in hue and turn
+    autumnal with the season (conifers do not)."""
+    hue, tint, evergreen = h(6)[:, None], h(7)[:, None], h(8) > 0.8
+    green = _lerp(np.array([0.16, 0.36, 0.10]), np.array([0.32, 0.48, 0.16]), hue)
+    autumn = _lerp(np.array([0.75, 0.32, 0.08]), np.array([0.82, 0.65, 0.15]), tint)
+    canopy = _lerp(green, autumn, (st["season"][fi] * ~evergreen)[:, None])
+    rock = np.where(tint > 0.5, [0.22, 0.40, 0.15], [0.45, 0.43, 0.40])
+    colours = np.empty((len(fi), 2, 3))
+    colours[:, 0] = np.where((kind == _BUSH)[:, None], rock, [0.30, 0.22, 0.15])
+    colours[:, 1] = np.where((kind == _CONIFER)[:, None], green * 0.6, canopy)
+    colours[kind == _POLE] = (0.25, 0.22, 0.2)
+    lit, horizon = col["lit"][:, fi, 0, 0].T, col["horizon"][:, fi, 0, 0].T
+    fog = _fog(d, st["haze"][fi])[:, None, None]
+    return _lerp(colours * lit[:, None], horizon[:, None], fog)
 
 
 def _render_objects(prim: dict, st: dict, scr: _Screen, out: np.ndarray) -> None:
@@ -528,15 +533,20 @@ def _render_objects(prim: dict, st: dict, scr: _Screen, out: np.ndarray) -> None
     jf = j.astype(f32)
     a = np.clip(np.minimum(jf + 1, right[r]) - np.maximum(jf, left[r]), 0, 1) * alpha[r]
     pix = base[r] + j
-    if len(pix) == 0:
-        return
+    if len(pix):
+        _composite(pix, a, rgb[:, r], out)
 
-    # "Over" compositing in depth order. Sorting by pixel (stable) keeps each pixel's fragments far
-    # to near; the transmittance of the nearer fragments is a segmented suffix sum of log(1 - a),
-    # done in fixed point so that it is exact and does not depend on the rest of the batch.
+
+def _composite(pix: np.ndarray, a: np.ndarray, rgb: np.ndarray, out: np.ndarray) -> None:
+    """Fragments (flat pixel index, coverage, colour `[3, F]`, far to near) composited "over"
+    into `out` `[3, ...]`.
+
+    Sorting by pixel (stable) keeps each pixel's fragments far to near; the transmittance of the
+    nearer fragments is a segmented suffix sum of log(1 - a), done in fixed point so that it is
+    exact and does not depend on the rest of the batch."""
     key = pix.astype(np.uint16) if out[0].size <= 1 << 16 else pix  # uint16 sorts by radix
     order = np.argsort(key, kind="stable")
-    pix, a, r = pix[order], a[order], r[order]
+    pix, a, rgb = pix[order], a[order], rgb[:, order]
     first = np.ones(len(pix), dtype=bool)
     first[1:] = pix[1:] != pix[:-1]
     start = np.flatnonzero(first)
@@ -546,7 +556,7 @@ def _render_objects(prim: dict, st: dict, scr: _Screen, out: np.ndarray) -> None
     cum = np.cumsum(log_t)
     weight = a * np.exp((cum[end][seg] - cum) * 2.0**-32)
     behind = np.exp((cum[end] - cum[start] + log_t[start]) * 2.0**-32)
-    front = np.stack([np.bincount(seg, weights=weight * c[r]) for c in rgb])
+    front = np.stack([np.bincount(seg, weights=weight * c) for c in rgb])
     q = pix[start]
     for plane, add in zip(out.reshape(3, -1), front):
         plane[q] = plane[q] * behind + add

@@ -513,9 +513,28 @@ def _check_filter(name: str, state: dict, ours) -> None:
 
 
 def _sres_generator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
-    """Original `generator_sres.VideoGenerator` (the StyleGAN3 generator under `SG3.`). The
-    layer names hold the sizes and channels; the LR size comes from the object's fields."""
-    from networks.sres_generator import SuperResGenerator, SuperResGeneratorConfig
+    """Original `generator_sres.VideoGenerator` (the StyleGAN3 generator under `SG3.`)."""
+    from networks.sres_generator import SuperResGenerator
+    from torch_utils.resample import kaiser_filter
+
+    cfg = _sres_generator_config(obj, state, height, width)
+    for spec in cfg.layers:  # the derived filters the checkpoint holds must be ours
+        prefix = f"SG3.synthesis.{spec.name}."
+        _check_filter(prefix + "up_filter", state, spec.up_filter())
+        _check_filter(prefix + "down_filter", state, spec.down_filter())
+        mode, factor = spec.cond_resample
+        _check_filter(
+            f"SG3.resamples.{spec.index}.filter",
+            state,
+            None if mode == "none" else kaiser_filter(factor),
+        )
+    return SuperResGenerator(cfg)
+
+
+def _sres_generator_config(obj: PersistentObject, state: dict, height, width):
+    """The config whose StyleGAN3 schedule gives exactly the checkpoint's layers: the layer
+    names hold sizes and channels (`L{i}_{w}_{h}_{c}`), the LR size comes from the fields."""
+    from networks.sres_generator import SuperResGeneratorConfig
 
     layers = sorted(
         (tuple(int(g) for g in m.groups()) for k in state if (m := _SG3_LAYER.fullmatch(k))),
@@ -544,36 +563,20 @@ def _sres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     )
     probe = SuperResGeneratorConfig(**base, margin=0)
     margin = (layers[0][1] - probe.layers[0].out_size[1]) // 2  # the name holds w, h
-    cfg = None
     estimates = [
         round(2 * c * spec.out_cutoff)
         for c, spec in zip(channels, probe.layers)
         if c < max(channels)
     ]
+    wanted = [f"L{i}_{w}_{h}_{c}" for i, w, h, c in layers]
     for channel_base in [2**k for k in range(4, 21)] + estimates:
-        candidate = SuperResGeneratorConfig(**base, margin=margin, channel_base=channel_base)
-        names = [spec.name for spec in candidate.layers]
-        if names == [f"L{i}_{w}_{h}_{c}" for i, w, h, c in layers]:
-            cfg = candidate
-            break
-    if cfg is None:
-        raise OfficialCheckpointError(
-            "the checkpoint's layer sizes and channels do not follow the StyleGAN3 schedule of "
-            "this project (docs/networks.md#layer-schedule); unsupported variant"
-        )
-    net = SuperResGenerator(cfg)
-    for layer in net.layers:
-        prefix = f"SG3.synthesis.{layer.spec.name}."
-        for which, ours in (("up", layer.up_filter), ("down", layer.down_filter)):
-            name = f"{prefix}{which}_filter"
-            _check_filter(name, state, ours)
-    from torch_utils.resample import kaiser_filter
-
-    for i, spec in enumerate(cfg.layers):
-        name = f"SG3.resamples.{i}.filter"
-        mode, factor = spec.cond_resample
-        _check_filter(name, state, None if mode == "none" else kaiser_filter(factor))
-    return net
+        cfg = SuperResGeneratorConfig(**base, margin=margin, channel_base=channel_base)
+        if [spec.name for spec in cfg.layers] == wanted:
+            return cfg
+    raise OfficialCheckpointError(
+        "the checkpoint's layer sizes and channels do not follow the StyleGAN3 schedule of "
+        "this project (docs/networks.md#layer-schedule); unsupported variant"
+    )
 
 
 def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
