@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
+from networks.common import MagnitudeEMA, MappingNetwork
 from networks.contract import SuperResolutionBase
-from networks.lres_generator import MagnitudeEMA, MappingNetwork
-from torch_utils.filtered_lrelu import filtered_lrelu
+from torch_utils.filtered_lrelu import conv_window, filtered_lrelu
 from torch_utils.layers import FullyConnected
 from torch_utils.misc import PRECISIONS, assert_shape
 from torch_utils.resample import downsample, kaiser_filter, upsample
@@ -69,18 +69,6 @@ class LayerSpec:
     @property
     def tmp_rate(self) -> int:
         return self.in_rate * self.up
-
-    def conv_crop(self) -> tuple[int, int, int, int]:
-        """Conv outputs (x0, x1, y0, y1) at each border that the filtered lrelu's negative
-        padding discards: they need not be computed (2 per side on the x4 layers, 6 on L13)."""
-        h, w = self.in_size
-        out = []
-        for size, (p0, p1) in ((w, self.padding[:2]), (h, self.padding[2:])):
-            length = size + self.kernel - 1
-            lo = max(0, -(p0 // self.up))  # ceil(-p0 / up)
-            keep_hi = (length * self.up + p1 - 1) // self.up
-            out += [lo, max(0, length - 1 - keep_hi)]
-        return tuple(out)
 
     def up_filter(self) -> Optional[np.ndarray]:
         if self.up_taps == 1:
@@ -167,10 +155,8 @@ class SuperResGeneratorConfig:
         w, h = (rate, short) if self.hr_width >= self.hr_height else (short, rate)
         return h + 2 * self.margin, w + 2 * self.margin
 
-    @cached_property
-    def layers(self) -> tuple[LayerSpec, ...]:
-        """The 15 layers (14 + ToRGB) with the design-by-cutoff schedule
-        (docs/networks.md#layer-schedule, docs/networks.md#exact-details)."""
+    def _schedule(self) -> tuple[np.ndarray, ...]:
+        """Per layer 0..n: cutoffs, rates, half widths, channels (design by cutoff)."""
         n = self.num_layers
         res = self.img_resolution
         last_cutoff = res / 2
@@ -182,6 +168,23 @@ class SuperResGeneratorConfig:
         half_widths = np.maximum(stopbands, rates / 2) - cutoffs
         channels = np.rint(np.minimum((self.channel_base / 2) / cutoffs, self.channel_max))
         channels[-1] = 3
+        return cutoffs, rates, half_widths, channels
+
+    def _cond_resample(self, rate_in: int) -> tuple[str, int]:
+        """How the LR frames reach a layer's input rate."""
+        ratio = rate_in / self.lr_resolution
+        if ratio < 1:
+            return ("down", math.ceil(self.lr_resolution / rate_in))
+        if ratio > 1:
+            return ("up", math.ceil(rate_in / self.lr_resolution))
+        return ("none", 1)
+
+    @cached_property
+    def layers(self) -> tuple[LayerSpec, ...]:
+        """The 15 layers (14 + ToRGB) with the design-by-cutoff schedule
+        (docs/networks.md#layer-schedule, docs/networks.md#exact-details)."""
+        n = self.num_layers
+        cutoffs, rates, half_widths, channels = self._schedule()
         sizes = [self._canvas(int(r)) for r in rates]
         sizes[-2:] = [(self.hr_height, self.hr_width)] * 2
         specs = []
@@ -200,20 +203,12 @@ class SuperResGeneratorConfig:
                 total += up_taps + down_taps - 2
                 lo = (total + up) // 2
                 pads += [lo, total - lo]
-            ratio = rate_in / self.lr_resolution
-            if ratio < 1:
-                cond = ("down", math.ceil(self.lr_resolution / rate_in))
-            elif ratio > 1:
-                cond = ("up", math.ceil(rate_in / self.lr_resolution))
-            else:
-                cond = ("none", 1)
-            c_in = self.cond_channels + (int(channels[prev]) if i > 0 else 0)
             c_out = int(channels[i])
             specs.append(
                 LayerSpec(
                     index=i,
                     name=f"L{i}_{sizes[i][1]}_{sizes[i][0]}_{c_out}",
-                    in_channels=c_in,
+                    in_channels=self.cond_channels + (int(channels[prev]) if i > 0 else 0),
                     out_channels=c_out,
                     in_size=sizes[prev],
                     out_size=sizes[i],
@@ -225,14 +220,14 @@ class SuperResGeneratorConfig:
                     out_half_width=float(half_widths[i]),
                     is_torgb=torgb,
                     is_critical=i >= n - self.num_critical,
-                    use_fp16=bool(rate_out * 2**self.num_fp16_res > res),
+                    use_fp16=bool(rate_out * 2**self.num_fp16_res > self.img_resolution),
                     kernel=kernel,
                     up=up,
                     down=down,
                     up_taps=up_taps,
                     down_taps=down_taps,
                     padding=tuple(pads),
-                    cond_resample=cond,
+                    cond_resample=self._cond_resample(rate_in),
                 )
             )
         return tuple(specs)
@@ -305,12 +300,15 @@ def modulate(
     return w * gain
 
 
-def modulated_conv2d(
-    x: torch.Tensor, weights: torch.Tensor, frames: int, padding: int
-) -> torch.Tensor:
-    """Convolve the frames of video i (`x[i*frames:(i+1)*frames]`) with `weights[i]`."""
+def modulated_conv2d(x: torch.Tensor, weights: torch.Tensor, frames: int, padding) -> torch.Tensor:
+    """Convolve the frames of video i (`x[i*frames:(i+1)*frames]`) with `weights[i]`, with zero
+    `padding`: an int or (x0, x1, y0, y1)."""
     n = weights.shape[0]
     w = weights.to(x.dtype)
+    pads = [padding] * 4 if isinstance(padding, int) else list(padding)
+    if len(set(pads)) > 1:
+        x, pads = F.pad(x, pads), [0]
+    padding = pads[0]
     if x.device.type == "cpu":  # oneDNN's NHWC kernels are 1.5-3x faster here (see conv3d)
         x = x.contiguous(memory_format=torch.channels_last)
     if n == 1:
@@ -327,10 +325,6 @@ def modulated_conv2d(
     return torch.cat(
         [F.conv2d(x[i * frames : (i + 1) * frames], w[i], padding=padding) for i in range(n)]
     )
-
-
-# Widest layer output (with the conditioning channels) kept channels-last (see SynthesisLayer).
-CHANNELS_LAST_MAX = 64
 
 
 class SynthesisLayer(nn.Module):
@@ -353,49 +347,25 @@ class SynthesisLayer(nn.Module):
         w: torch.Tensor,
         frames: int,
         ema_beta: float = 1.0,
-        extra_channels: int = 0,
+        concat: Optional[torch.Tensor] = None,
+        impl: str = "fast",
     ) -> torch.Tensor:
-        """x `[n*frames, c_in, h, w]` (any float dtype), w `[n, w_dim]` -> `[n*frames, c_out +
-        extra_channels, h', w']`: the output is written into the first c_out channels of a
-        buffer that leaves room for the next layer's conditioning (no concatenation copy)."""
+        """x `[n*frames, c_in, h, w]` (any float dtype), w `[n, w_dim]` -> `[n*frames, c_out,
+        h', w']`, followed by the channels of `concat` (the next layer's conditioning) when
+        given. `impl`: the filtered lrelu's ("ref" or "fast", same result)."""
         spec = self.spec
         gain = self.ema(x, ema_beta)
         styles = self.affine(w.float())
         if spec.is_torgb:
             styles = styles * (1 / math.sqrt(spec.in_channels * spec.kernel**2))
         weights = modulate(self.weight, styles, gain, demodulate=not spec.is_torgb)
-        # Only the conv outputs the filtered lrelu reads: the "full" conv (padding k-1) minus
-        # the discarded borders; the up-FIR padding moves by the same amount.
-        x0, x1, y0, y1 = spec.conv_crop()
-        pad = spec.kernel - 1
-        x = x[..., max(0, y0 - pad) : x.shape[-2] - max(0, y1 - pad), max(0, x0 - pad) :]
-        x = x[..., : x.shape[-1] - max(0, x1 - pad)]
-        pads = [max(0, pad - x0), max(0, pad - x1), max(0, pad - y0), max(0, pad - y1)]
+        # The "full" convolution (padding kernel - 1); "fast" skips the outputs the filtered
+        # lrelu discards.
+        x, conv_padding, padding = conv_window(x, spec.kernel, spec.up, spec.padding, impl)
         with record_function("sres.conv"):
-            if len(set(pads)) == 1:
-                y = modulated_conv2d(x, weights, frames, pads[0])
-            else:
-                y = modulated_conv2d(F.pad(x, pads), weights, frames, 0)
-        up = spec.up
-        padding = (
-            spec.padding[0] + up * x0,
-            spec.padding[1] + up * x1,
-            spec.padding[2] + up * y0,
-            spec.padding[3] + up * y1,
-        )
-        out_h, out_w = spec.out_size
-        # Narrow layers on the CPU: a channels-last buffer, the layout the next convolution
-        # wants, written directly by the filtered lrelu instead of converted later (demo network:
-        # 1.2-1.4x faster). The lrelu writes a few channels at a time, so each pixel's channel run
-        # should span few cache lines: with the paper's 128-512 channels it was slower.
-        shape = (y.shape[0], spec.out_channels + extra_channels, out_h, out_w)
-        narrow = shape[1] <= CHANNELS_LAST_MAX and not spec.is_torgb
-        layout = (
-            torch.channels_last if narrow and y.device.type == "cpu" else torch.contiguous_format
-        )
-        buffer = torch.empty(shape, dtype=y.dtype, device=y.device, memory_format=layout)
+            y = modulated_conv2d(x, weights, frames, conv_padding)
         with record_function("sres.filtered_lrelu"):
-            filtered_lrelu(
+            return filtered_lrelu(
                 y,
                 self.up_filter,
                 self.down_filter,
@@ -406,9 +376,9 @@ class SynthesisLayer(nn.Module):
                 gain=1.0 if spec.is_torgb else math.sqrt(2),
                 slope=1.0 if spec.is_torgb else 0.2,
                 clamp=self.conv_clamp,
-                out=buffer[:, : spec.out_channels],
+                impl=impl,
+                concat=concat,
             )
-        return buffer
 
     def extra_repr(self) -> str:
         s = self.spec
@@ -497,6 +467,19 @@ class SuperResGenerator(SuperResolutionBase):
             return [reduced if s.use_fp16 else torch.float32 for s in self.cfg.layers]
         return [getattr(torch, precision)] * len(self.cfg.layers)
 
+    def layer_conditioning(self, levels: dict[tuple, torch.Tensor], videos: int) -> list:
+        """Every layer's conditioning input `[n*frames, 27, h, w]` (float32): its level fitted to
+        the layer's input canvas, 9-frame windows stacked (computed once per level and size)."""
+        cache: dict[tuple, torch.Tensor] = {}
+        out = []
+        for spec in self.cfg.layers:
+            key = (spec.cond_resample, spec.in_size)
+            if key not in cache:
+                level = fit_canvas(levels[spec.cond_resample], spec.in_size)
+                cache[key] = stack_windows(level, videos, self.cfg.window)
+            out.append(cache[key])
+        return out
+
     def synthesis(
         self,
         levels: dict[tuple, torch.Tensor],
@@ -504,28 +487,20 @@ class SuperResGenerator(SuperResolutionBase):
         frames: int,
         update_emas: bool = False,
         precision: str = "auto",
+        impl: str = "fast",
     ) -> torch.Tensor:
         """Conditioning levels of n videos x (frames+8) LR frames and w `[n, w_dim]` ->
-        `[n*frames, 3, H, W]` float32."""
+        `[n*frames, 3, H, W]` float32. Each layer's input is the previous layer's output
+        followed by its conditioning channels (layer 0: the conditioning alone); `impl` is
+        the filtered lrelus' ("ref" or "fast")."""
         cfg = self.cfg
-        n, win = w.shape[0], cfg.window
         beta = cfg.magnitude_ema_beta if update_emas else 1.0
-        cache: dict[tuple, torch.Tensor] = {}
-        x = None
-        for layer, dtype in zip(self.layers, self._dtypes(precision, w.device)):
-            spec = layer.spec
-            key = (spec.cond_resample, spec.in_size)
-            if key not in cache:
-                level = fit_canvas(levels[spec.cond_resample], spec.in_size)
-                cache[key] = stack_windows(level, n, win)
-            cond = cache[key]
-            if x is None:
-                x = cond.to(dtype)
-            else:  # the previous layer left the last channels free for the conditioning
-                x = x.to(dtype)
-                x[:, -cfg.cond_channels :] = cond
-            extra = 0 if spec.is_torgb else cfg.cond_channels
-            x = layer(x, w, frames, beta, extra_channels=extra)
+        conds = self.layer_conditioning(levels, w.shape[0])
+        dtypes = self._dtypes(precision, w.device)
+        x = conds[0]
+        for i, layer in enumerate(self.layers):
+            concat = conds[i + 1] if i + 1 < len(conds) else None
+            x = layer(x.to(dtypes[i]), w, frames, beta, concat=concat, impl=impl)
         return x.float() * cfg.output_scale
 
     # -- calls ---------------------------------------------------------------------------------
@@ -542,13 +517,8 @@ class SuperResGenerator(SuperResolutionBase):
         None) -> `[n, 3, T, H, W]`. `magnitude_ema_beta` < 1 updates the magnitude EMAs
         (beta 0.999) and w_avg (0.998), as the original's flag."""
         cfg = self.cfg
-        n, _, t_lr, _, _ = lr_video.shape
-        frames = t_lr - (cfg.window - 1)
-        if frames < 1:
-            raise ValueError(
-                f"an LR clip of {t_lr} frames is too short: {cfg.window - 1} context frames "
-                "are needed around the output frames"
-            )
+        n = lr_video.shape[0]
+        frames = self._output_frames(lr_video)
         device = self.w_avg.device
         if z is None:
             z = torch.randn(n, cfg.z_dim, generator=generator, device=device)
@@ -558,3 +528,14 @@ class SuperResGenerator(SuperResolutionBase):
         levels = self.conditioning(lr_video.to(device))
         x = self.synthesis(levels, w, frames, update_emas=update, precision=precision)
         return x.reshape(n, frames, 3, cfg.hr_height, cfg.hr_width).transpose(1, 2).contiguous()
+
+    def _output_frames(self, lr_video: torch.Tensor) -> int:
+        """Output frames of an LR clip `[n, 3, T+8, h, w]` (T), or a ValueError."""
+        t_lr = lr_video.shape[2]
+        frames = t_lr - (self.cfg.window - 1)
+        if frames < 1:
+            raise ValueError(
+                f"an LR clip of {t_lr} frames is too short: {self.cfg.window - 1} context frames "
+                "are needed around the output frames"
+            )
+        return frames

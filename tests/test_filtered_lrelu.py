@@ -3,6 +3,7 @@ reference written here independently: zero-stuff, pad, 2-D convolution, activati
 convolution, decimation."""
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -10,7 +11,14 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from torch_utils.filtered_lrelu import BandedOperator, RowOperator, filtered_lrelu, output_size
+from torch_utils.filtered_lrelu import (
+    BandedOperator,
+    RowOperator,
+    conv_window,
+    filtered_lrelu,
+    output_size,
+    skipped_border,
+)
 
 
 def direct(x, fu, fd, b, up, down, pad, gain, slope, clamp):
@@ -56,7 +64,7 @@ def random_case(rng, up, down, size, pad_shift=0):
 
 @pytest.mark.parametrize("up", [1, 2, 4])
 @pytest.mark.parametrize("down", [1, 2])
-@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("impl", ["ref", "fast"])
 def test_matches_direct_definition(up, down, impl):
     rng = np.random.default_rng(10 * up + down)
     for size, shift in (((11, 19), 0), ((23, 9), -3), ((5, 7), 4)):
@@ -76,7 +84,7 @@ def test_matches_direct_definition(up, down, impl):
         assert not torch.allclose(want, direct(x, fu, fd, b, pad=pad, **{**args, "slope": 0.3}))
 
 
-@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("impl", ["ref", "fast"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_out_into_the_first_channels_of_a_bigger_buffer(impl, layout):
     """As the SR generator calls it: the result fills the first c channels of the next layer's
@@ -104,7 +112,7 @@ def test_out_into_the_first_channels_of_a_bigger_buffer(impl, layout):
     assert (buffer[:, 5:] == -7).all()
 
 
-@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("impl", ["ref", "fast"])
 def test_float32_linear_torgb_and_identity_filters(impl):
     """ToRGB: no filters, slope 1, gain 1, zero padding: bias + clamp only."""
     x = torch.randn(3, 4, 6, 7) * 100
@@ -113,7 +121,7 @@ def test_float32_linear_torgb_and_identity_filters(impl):
     torch.testing.assert_close(y, (x + b.view(1, -1, 1, 1)).clamp(-50, 50))
 
 
-def test_fused_equals_reference_on_the_paper_layers():
+def test_fast_equals_ref_on_the_paper_layers():
     from networks.sres_generator import SuperResGeneratorConfig
 
     for spec in SuperResGeneratorConfig().layers[2:12:3]:  # up 2 and up 4 layers, all sizes
@@ -128,8 +136,8 @@ def test_fused_equals_reference_on_the_paper_layers():
             padding=spec.padding,
             clamp=256,
         )
-        ref = filtered_lrelu(x, impl="reference", **args)
-        fused = filtered_lrelu(x, impl="fused", **args)
+        ref = filtered_lrelu(x, impl="ref", **args)
+        fused = filtered_lrelu(x, impl="fast", **args)
         assert fused.shape == (1, 7, *spec.out_size)
         torch.testing.assert_close(fused, ref, atol=1e-4, rtol=1e-5)
 
@@ -176,33 +184,115 @@ def test_bad_arguments():
         filtered_lrelu(x, impl="cuda")
 
 
-def test_worker_threads_give_the_same_result_and_keep_the_thread_setting(monkeypatch):
-    """The fused path shares its slices among single-threaded workers: same numbers as one
-    thread doing all slices, and the caller's (and new threads') intra-op setting unchanged."""
-    import threading
+def _globals():
+    """Process- and thread-wide torch settings an op must not change."""
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    return (
+        torch.get_num_threads(),
+        seen[0],
+        torch.get_num_interop_threads(),
+        torch.is_grad_enabled(),
+        torch.is_inference_mode_enabled(),
+        torch.get_default_dtype(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.mkldnn.enabled,
+        torch.get_float32_matmul_precision(),
+    )
 
+
+def test_worker_threads_give_the_same_result(monkeypatch):
+    """The fast path shares its slices among single-threaded workers: same numbers as one
+    thread doing all slices."""
     from torch_utils import filtered_lrelu as module
 
     threads = torch.get_num_threads()
     fu = scipy.signal.firwin(12, 0.25)
     x = torch.randn(3, 40, 30, 30) * 30
     b = torch.randn(40)
-    args = dict(up=2, down=2, padding=(9, 8, 9, 8), clamp=256, impl="fused")
+    args = dict(up=2, down=2, padding=(9, 8, 9, 8), clamp=256, impl="fast")
     monkeypatch.setattr(module, "CACHE_BYTES", 64 << 10)  # many slices
     monkeypatch.setattr(module, "PARALLEL_SLICES", False)
     serial = filtered_lrelu(x, fu, fu, b, **args)
     monkeypatch.setattr(module, "PARALLEL_SLICES", True)
     torch.set_num_threads(2)
     try:
+        pool = module._worker_pool(2)
+        if module._thread_local_setters() is not None:  # OpenMP build: workers are 1-threaded
+            assert pool.submit(torch.get_num_threads).result() == 1
         parallel = filtered_lrelu(x, fu, fu, b, **args)
         with torch.inference_mode():  # workers write into inference tensors (lvg-generate)
             channels_last = x.contiguous(memory_format=torch.channels_last)
             inference = filtered_lrelu(channels_last, fu, fu, b, **args)
-        seen = []
-        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-        t.start()
-        t.join()
-        assert torch.get_num_threads() == 2 and seen == [2]
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(parallel, serial) and torch.equal(inference, serial)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_ops_leave_global_state_alone(threads):
+    """No op changes the thread count (of this thread or of threads started later) or any
+    other global setting, on either path, with or without autograd or inference mode."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        before = _globals()
+        fu = scipy.signal.firwin(12, 0.25)
+        x = torch.randn(3, 40, 30, 30) * 30
+        b = torch.randn(40)
+        args = dict(up=2, down=2, padding=(9, 8, 9, 8), clamp=256)
+        cond = torch.randn(3, 5, 28, 28)
+        for impl in ("ref", "fast"):
+            filtered_lrelu(x, fu, fu, b, impl=impl, **args)
+            filtered_lrelu(x, fu, fu, b, impl=impl, concat=cond, **args)
+            conv_window(x, 3, 2, args["padding"], impl)
+            with torch.inference_mode():
+                filtered_lrelu(x.contiguous(memory_format=torch.channels_last), fu, fu, b, **args)
+            filtered_lrelu(x.requires_grad_(True), fu, fu, b, impl=impl, **args).sum().backward()
+            x = x.detach()
+            assert _globals() == before
+    finally:
+        torch.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_concat_is_torch_cat_on_both_paths(layout):
+    """`concat` = torch.cat([filtered_lrelu(x), concat], 1); the fast path writes one buffer
+    (channels-last when narrow on the CPU), the values do not depend on it."""
+    rng = np.random.default_rng(3)
+    fu, fd, pad = random_case(rng, 2, 2, (12, 18))
+    x = torch.as_tensor(rng.standard_normal((3, 5, 12, 18)) * 30).float()
+    x = x.contiguous(memory_format=layout)
+    b = torch.randn(5)
+    args = dict(up=2, down=2, padding=pad, clamp=40.0)
+    y = filtered_lrelu(x, fu, fd, b, impl="ref", **args)
+    cond = torch.randn(3, 4, *y.shape[2:], dtype=torch.float64)  # converted to x's dtype
+    want = torch.cat([y, cond.float()], dim=1)
+    ref = filtered_lrelu(x, fu, fd, b, impl="ref", concat=cond, **args)
+    fast = filtered_lrelu(x, fu, fd, b, impl="fast", concat=cond, **args)
+    assert torch.equal(ref, want)
+    assert fast.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast, want, atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="concatenate"):
+        filtered_lrelu(x, fu, fd, b, concat=cond[:, :, 1:], **args)
+
+
+@pytest.mark.parametrize("up,kernel", [(1, 3), (2, 3), (4, 3), (4, 1)])
+def test_conv_window_skips_only_discarded_outputs(up, kernel):
+    """The fast convolution window (outputs the negative padding discards are not computed)
+    gives the same filtered lrelu as the full convolution."""
+    rng = np.random.default_rng(up)
+    h, w = 14, 20
+    fu, fd, pad = random_case(rng, up, 2, (h + kernel - 1, w + kernel - 1), pad_shift=-6)
+    x = torch.randn(2, 4, h, w, dtype=torch.float64)
+    weight = torch.randn(3, 4, kernel, kernel, dtype=torch.float64)
+    outs = []
+    for impl in ("ref", "fast"):
+        window, cpad, lpad = conv_window(x, kernel, up, pad, impl)
+        y = F.conv2d(F.pad(window, list(cpad)), weight)
+        outs.append(filtered_lrelu(y, fu, fd, None, up, 2, lpad, clamp=40.0, impl=impl))
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-10, rtol=1e-10)
+    if up > 1:
+        assert sum(skipped_border((h, w), kernel, up, pad)) > 0  # something is skipped

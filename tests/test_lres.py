@@ -12,8 +12,9 @@ from recipe import FIXTURES, as_persistent, original_object, recipe_state, write
 
 import networks
 from networks.cli import main as convert_main
+from networks.common import MappingNetwork
 from networks.lres_discriminator import LowResDiscriminator, LowResDiscriminatorConfig
-from networks.lres_generator import LowResGenerator, LowResGeneratorConfig, MappingNetwork
+from networks.lres_generator import LowResGenerator, LowResGeneratorConfig
 from networks.noise import NoiseBankConfig, kaiser_bank
 from networks.official import (
     LRES_DISCRIMINATOR_MAP,
@@ -228,7 +229,7 @@ def test_importer_refuses_code(tmp_path):
     with pytest.raises(OfficialCheckpointError, match="builtins.print"):
         load_official(path)
     result = CliRunner().invoke(
-        convert_main, ["official", str(path), str(tmp_path / "out.safetensors")]
+        convert_main, ["official", str(path), "--out", str(tmp_path / "out.safetensors")]
     )
     assert result.exit_code != 0 and "not an original LongVideoGAN checkpoint" in result.output
     assert not (tmp_path / "out.safetensors").exists()
@@ -260,7 +261,7 @@ def test_convert_original_generator_saved_on_cuda(tmp_path, lres_recipe):
     state = {**lres_recipe, **_derived_lres_buffers(LowResGeneratorConfig())}
     src, dst = tmp_path / "lres.pkl", tmp_path / "lres.safetensors"
     write_original_pickle(src, original_object(state, "VideoGenerator", cuda=True))
-    result = CliRunner().invoke(convert_main, ["official", str(src), str(dst)])
+    result = CliRunner().invoke(convert_main, ["official", str(src), "--out", str(dst)])
     assert result.exit_code == 0, result.output
     assert "83,215,939 parameters" in result.output
     G = networks.load(dst, kind="lres_generator")
@@ -268,7 +269,7 @@ def test_convert_original_generator_saved_on_cuda(tmp_path, lres_recipe):
     with torch.no_grad():
         video = G.from_noise(torch.from_numpy(ref["noise"]), 16)
     np.testing.assert_allclose(video.numpy(), ref["video"], atol=1e-4, rtol=0)
-    again = CliRunner().invoke(convert_main, ["official", str(src), str(dst)])
+    again = CliRunner().invoke(convert_main, ["official", str(src), "--out", str(dst)])
     assert again.exit_code != 0 and "already exists" in again.output
 
 

@@ -10,29 +10,39 @@ with the exact semantics of StyleGAN3's `filtered_lrelu` reference path:
 3. leaky ReLU with `slope`, times `gain`, clamped to [-clamp, clamp];
 4. convolve with `fd` separably (no padding) and keep every `down`-th sample.
 
-Nothing zero-stuffed is ever materialised. Two implementations compute the same thing:
+Nothing zero-stuffed is ever materialised. As StyleGAN3's ops, every function here takes one
+switch, `impl`, and computes the same thing either way:
 
-* `impl="reference"`: the four steps with `torch_utils.resample.upfirdn` (polyphase or matrix
-  per axis). Simple, any dtype, twice differentiable.
-* `impl="fused"` (the default without autograd): each 1-D resampling is its exact banded matrix
-  applied block by block as a few large matrix products (`BandedOperator` along the leading
-  axis, `RowOperator` along the last one), and the (frame, channel) planes are processed in
-  slices small enough that the upsampled slice stays in the CPU caches between the steps; on
-  CPU the slices are shared among single-threaded worker threads (one per intra-op thread),
-  which avoids a thread synchronisation per operation. It writes into reused buffers, so it
-  does not support autograd; "auto" picks "reference" when gradients are needed. See
-  `_FusedPlan`.
+* `impl="ref"`: the four steps with `torch_utils.resample.upfirdn`, the plain definition. Any
+  dtype, twice differentiable.
+* `impl="fast"` (the default): each 1-D resampling is its exact banded matrix applied block by
+  block as a few large matrix products (`BandedOperator` along the leading axis, `RowOperator`
+  along the last one), on slices of (frame, channel) planes small enough that the upsampled
+  slice stays in the CPU caches (`_FusedPlan`); on the CPU the slices are shared among
+  single-threaded worker threads, one per intra-op thread (set per thread through OpenMP and
+  MKL, never through the process-wide `torch.set_num_threads`), which avoids a thread
+  synchronisation per operation. It writes into reused buffers and so has no
+  autograd: when gradients are needed, "fast" computes the core with the "ref" resamplers and
+  keeps only the layout and border savings below, which are autograd-safe.
+
+For a synthesis layer (modulated conv -> filtered lrelu -> concatenation with the next layer's
+conditioning) the fast path also saves work around the op, which is why `conv_window` and the
+`concat` argument exist: under "fast", the convolution outputs that the negative padding would
+discard are never computed, and the result is written with the concatenated channels into one
+buffer, channels-last for narrow outputs on the CPU (the layout the next convolution wants).
+Under "ref" they are the plain full convolution and `torch.cat`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -43,6 +53,11 @@ from torch_utils import resample
 Filter = Union[None, np.ndarray, torch.Tensor, Sequence[float]]
 
 SQRT2 = math.sqrt(2)
+IMPLS = ("ref", "fast")
+# Widest output (with the concatenated channels) that the fast path writes channels-last on the
+# CPU: the op writes a few channels at a time, so each pixel's channel run should span few cache
+# lines (demo network: 1.2-1.4x faster; with the paper's 128-512 channels it was slower).
+CHANNELS_LAST_MAX = 64
 
 
 def _taps(f: Filter) -> np.ndarray:
@@ -55,8 +70,9 @@ def _taps(f: Filter) -> np.ndarray:
     return taps
 
 
-def _padding4(padding) -> tuple[int, int, int, int]:
-    return resample._padding4(padding)
+def _check_impl(impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"unknown filtered_lrelu impl {impl!r}; choose one of {IMPLS}")
 
 
 def output_size(
@@ -77,50 +93,124 @@ def filtered_lrelu(
     gain: float = SQRT2,
     slope: float = 0.2,
     clamp: Optional[float] = None,
-    impl: str = "auto",
+    impl: str = "fast",
     out: Optional[torch.Tensor] = None,
+    concat: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Bias, upsample, leaky ReLU, clamp, downsample of `x` `[n, c, h, w]` (see module doc).
 
     `fu`, `fd`: 1-D filters (None = identity); `padding`: int, (x, y) or (x0, x1, y0, y1),
     applied at the upsampled rate before the up-filter. The output has `x`'s dtype.
-    `impl`: "reference", "fused" or "auto" (fused unless autograd needs the reference).
-    `out`: optional `[n, c, h', w']` destination of any layout (e.g. the first channels of the
-    next layer's channels-last input buffer); it is returned.
+    `impl`: "ref" or "fast" (see the module doc; both give the same values and gradients).
+    `out`: optional `[n, c, h', w']` destination of any layout; it is returned.
+    `concat`: optional `[n, c2, h', w']` channels appended to the result, which is then
+    `torch.cat([y, concat.to(y.dtype)], dim=1)` (not with `out`).
     """
+    _check_impl(impl)
+    fu_taps, fd_taps = _taps(fu), _taps(fd)
+    pad4 = resample.padding4(padding)
+    _check_arguments(x, b, up, down, pad4, len(fu_taps), len(fd_taps))
+    if concat is not None:
+        if out is not None:
+            raise ValueError("filtered_lrelu takes `out` or `concat`, not both")
+        out = _concat_buffer(x, _output_hw(x, up, down, pad4, fu_taps, fd_taps), concat, impl)
+        if out is None:  # the reference concatenation
+            y = filtered_lrelu(x, fu, fd, b, up, down, pad4, gain, slope, clamp, impl)
+            return torch.cat([y, concat.to(y.dtype)], dim=1)
+        filtered_lrelu(x, fu, fd, b, up, down, pad4, gain, slope, clamp, impl, out[:, : x.shape[1]])
+        return out
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or (b is not None and b.requires_grad)
+    )
+    if impl == "ref" or needs_grad or not x.is_floating_point():
+        y = _reference(x, fu_taps, fd_taps, b, up, down, pad4, gain, slope, clamp)
+        return y if out is None else out.copy_(y)
+    plan = _fused_plan(tuple(x.shape[2:]), fu_taps.tobytes(), fd_taps.tobytes(), up, down, pad4)
+    return plan(x, b, gain, slope, clamp, out)
+
+
+def _check_arguments(x, b, up, down, pad4, up_taps, down_taps) -> None:
     if x.ndim != 4:
         raise ValueError(f"filtered_lrelu needs an [n, c, h, w] tensor, got {tuple(x.shape)}")
     if up < 1 or down < 1:
         raise ValueError(f"up and down must be >= 1, got {up} and {down}")
-    fu_taps, fd_taps = _taps(fu), _taps(fd)
-    px0, px1, py0, py1 = _padding4(padding)
     if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[1]):
         raise ValueError(f"bias of shape {tuple(b.shape)} does not fit {tuple(x.shape)}")
-    for axis, length, pad in (
-        ("width", x.shape[3], (px0, px1)),
-        ("height", x.shape[2], (py0, py1)),
-    ):
-        if output_size(length, up, down, pad, len(fu_taps), len(fd_taps)) < 1:
+    for axis, length, pad in (("width", x.shape[3], pad4[:2]), ("height", x.shape[2], pad4[2:])):
+        if output_size(length, up, down, pad, up_taps, down_taps) < 1:
             raise ValueError(f"filtered_lrelu output {axis} would be empty for input {length}")
-    if impl == "auto":
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or (b is not None and b.requires_grad)
-        )
-        impl = "reference" if needs_grad or not x.is_floating_point() else "fused"
-    if impl == "reference":
-        y = _reference(x, fu_taps, fd_taps, b, up, down, (px0, px1, py0, py1), gain, slope, clamp)
-        return y if out is None else out.copy_(y)
-    if impl == "fused":
-        plan = _fused_plan(
-            tuple(x.shape[2:]),
-            fu_taps.tobytes(),
-            fd_taps.tobytes(),
-            up,
-            down,
-            (px0, px1, py0, py1),
-        )
-        return plan(x, b, gain, slope, clamp, out)
-    raise ValueError(f"unknown filtered_lrelu impl {impl!r}")
+
+
+def _output_hw(x, up, down, pad4, fu_taps, fd_taps) -> tuple[int, int]:
+    nu, nd = len(fu_taps), len(fd_taps)
+    return (
+        output_size(x.shape[2], up, down, pad4[2:], nu, nd),
+        output_size(x.shape[3], up, down, pad4[:2], nu, nd),
+    )
+
+
+def _concat_buffer(x, out_hw, concat, impl) -> Optional[torch.Tensor]:
+    """Fast path of `concat`: one `[n, c + c2, h', w']` buffer with `concat` already in its last
+    channels (channels-last when narrow, on the CPU); None under "ref"."""
+    n, c = x.shape[:2]
+    if concat.ndim != 4 or concat.shape[0] != n or tuple(concat.shape[2:]) != out_hw:
+        raise ValueError(f"cannot concatenate {tuple(concat.shape)} to [{n}, {c}, {out_hw}]")
+    if impl == "ref":
+        return None
+    shape = (n, c + concat.shape[1], *out_hw)
+    narrow = shape[1] <= CHANNELS_LAST_MAX and x.device.type == "cpu"
+    layout = torch.channels_last if narrow else torch.contiguous_format
+    buffer = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=layout)
+    buffer[:, c:] = concat
+    return buffer
+
+
+class ConvWindow(NamedTuple):
+    """What `conv_window` returns: the convolution's input, its zero padding (x0, x1, y0, y1)
+    and the filtered lrelu's padding that together compute the same as the full convolution."""
+
+    x: torch.Tensor
+    conv_padding: tuple[int, int, int, int]
+    padding: tuple[int, int, int, int]
+
+
+def skipped_border(
+    in_hw: tuple[int, int], kernel: int, up: int, padding
+) -> tuple[int, int, int, int]:
+    """Outputs (x0, x1, y0, y1) at each border of a "full" convolution (padding kernel - 1) of
+    an `in_hw` input that a following `filtered_lrelu(up=up, padding=padding)` discards through
+    its negative padding (2 per side on the paper's x4 layers, 6 on L13)."""
+    pad4 = resample.padding4(padding)
+    out = []
+    for size, (p0, p1) in ((in_hw[1], pad4[:2]), (in_hw[0], pad4[2:])):
+        length = size + kernel - 1
+        lo = max(0, -(p0 // up))  # ceil(-p0 / up)
+        keep_hi = (length * up + p1 - 1) // up
+        out += [lo, max(0, length - 1 - keep_hi)]
+    return tuple(out)
+
+
+def conv_window(x: torch.Tensor, kernel: int, up: int, padding, impl: str = "fast") -> ConvWindow:
+    """The input window of the "full" convolution (padding kernel - 1, a `kernel`-sized square
+    kernel) of `x` that feeds `filtered_lrelu(up=up, padding=padding)`.
+
+    "ref": `x` itself, padding kernel - 1 on every side, `padding` unchanged. "fast": the
+    convolution outputs the filtered lrelu would discard (`skipped_border`) are cut off: a
+    narrower input window, less convolution padding, and the lrelu padding moved by the same
+    amount (at the upsampled rate). Both give the same filtered-lrelu output."""
+    _check_impl(impl)
+    pad = kernel - 1
+    pad4 = resample.padding4(padding)
+    if impl == "ref":
+        return ConvWindow(x, (pad,) * 4, pad4)
+    h, w = x.shape[-2:]
+    x0, x1, y0, y1 = skipped_border((h, w), kernel, up, pad4)
+    window = x[
+        ..., max(0, y0 - pad) : h - max(0, y1 - pad), max(0, x0 - pad) : w - max(0, x1 - pad)
+    ]
+    conv_padding = tuple(max(0, pad - s) for s in (x0, x1, y0, y1))
+    moved = tuple(p + up * s for p, s in zip(pad4, (x0, x1, y0, y1)))
+    return ConvWindow(window, conv_padding, moved)
 
 
 def _activate(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float], inplace: bool):
@@ -374,8 +464,7 @@ class _FusedPlan:
         self.in_hw = in_hw
 
         def matrix(length, taps, u, d, p0, p1, gain):
-            key = (length, np.asarray(taps, dtype=np.float64).tobytes(), u, d, p0, p1, float(gain))
-            return resample._resampling_matrix(*key).numpy()
+            return resample.resampling_matrix(length, taps, u, d, (p0, p1), gain).numpy()
 
         mwu = matrix(w, fu, up, 1, px0, px1, up)
         mhu = matrix(h, fu, up, 1, py0, py1, up)
@@ -431,14 +520,13 @@ class _FusedPlan:
         bias = None if b is None else b.to(x.dtype).repeat(n)
         lim = None if clamp is None or clamp < 0 else clamp / gain
         args = (x, dst, flat, bias, self._down_w(gain), slope, lim)
-        threads = torch.get_num_threads() if x.device.type == "cpu" else 1
-        workers = min(threads, len(slices))
-        if workers > 1 and PARALLEL_SLICES:
+        pool = _worker_pool(torch.get_num_threads()) if x.device.type == "cpu" else None
+        workers = min(len(slices), pool._max_workers) if pool is not None else 1
+        if workers > 1:
             # One single-threaded worker per core, each on its own slices: no per-operation
-            # thread synchronisation (which dominates on a busy machine), same results.
-            # Inference mode is thread-local: the workers must share the caller's, or they
-            # could not write into an inference-mode `dst`.
-            pool = _worker_pool(threads)
+            # thread synchronisation (which dominates on a busy machine: demo network 2x),
+            # same results. Inference mode is thread-local: the workers must share the
+            # caller's, or they could not write into an inference-mode `dst`.
             mode = torch.is_inference_mode_enabled()
             jobs = [
                 pool.submit(self._run_in_mode, mode, slices[i::workers], *args)
@@ -494,35 +582,63 @@ class _FusedPlan:
             target.copy_(t4.view(ho, kk, -1)[:, :, :wo].transpose(0, 1))
 
 
-# Run the slices of a large call on single-threaded worker threads (one per intra-op thread).
+# Run the slices of a large CPU call on single-threaded worker threads (one per intra-op thread).
 PARALLEL_SLICES = True
 _POOL: Optional[tuple[int, int, ThreadPoolExecutor]] = None  # (pid, workers, pool)
 _POOL_LOCK = threading.Lock()
 
 
-def _worker_pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of `workers` threads whose torch operations are single-threaded.
+@lru_cache(maxsize=1)
+def _thread_local_setters():
+    """(omp_set_num_threads, mkl_set_num_threads_local) of the OpenMP runtime and MKL that torch
+    loaded, both of which set the *calling thread's* count only; None where they are not found
+    (another backend or platform: then no worker pool is used)."""
+    if "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {
+                line.split()[-1] for line in maps if line.rstrip().endswith(".so") or ".so." in line
+            }
+        gomp = next(p for p in paths if os.path.basename(p).startswith(("libgomp", "libiomp")))
+        omp = ctypes.CDLL(gomp).omp_set_num_threads
+        torch_cpu = next(p for p in paths if os.path.basename(p) == "libtorch_cpu.so")
+        mkl = getattr(ctypes.CDLL(torch_cpu), "MKL_Set_Num_Threads_Local", None)  # by value
+    except (OSError, StopIteration, AttributeError):
+        return None
+    return omp, mkl
 
-    `torch.set_num_threads(1)` in a worker also changes the process-wide default that threads
-    started later inherit, so the caller's setting is restored once all workers are set up
-    (the caller's own thread keeps its setting throughout)."""
+
+def _single_threaded_worker(ready: threading.Barrier) -> None:
+    """Worker initialiser: torch kernels in this thread run on one thread. Unlike
+    `torch.set_num_threads`, which also changes the default of every thread started later,
+    this only sets this thread's OpenMP and MKL counts."""
+    try:
+        torch.get_num_threads()  # torch's lazy per-thread setup first, or it would undo this
+        omp, mkl = _thread_local_setters()
+        omp(1)
+        if mkl is not None:
+            mkl(1)
+    finally:
+        ready.wait()
+
+
+def _worker_pool(workers: int) -> Optional[ThreadPoolExecutor]:
+    """A pool of `workers` single-threaded worker threads (see `_single_threaded_worker`), or
+    None when one would not help or cannot be made without changing global settings."""
     global _POOL
+    if workers < 2 or not PARALLEL_SLICES or _thread_local_setters() is None:
+        return None
     with _POOL_LOCK:
         if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
-            ready = threading.Barrier(workers + 1)
-
-            def init():
-                torch.set_num_threads(1)
-                torch.get_num_threads()  # initialises this thread's setting now (lazily otherwise)
-                ready.wait()
-
             if _POOL is not None and _POOL[0] == os.getpid():
                 _POOL[2].shutdown(wait=False)
-            saved = torch.get_num_threads()
-            pool = ThreadPoolExecutor(workers, "filtered_lrelu", initializer=init)
+            ready = threading.Barrier(workers + 1)
+            pool = ThreadPoolExecutor(
+                workers, "filtered_lrelu", initializer=_single_threaded_worker, initargs=(ready,)
+            )
             for _ in range(workers):
-                pool.submit(lambda: None)  # starts every worker (each blocks in init)
+                pool.submit(lambda: None)  # starts every worker (each blocks in its initialiser)
             ready.wait()
-            torch.set_num_threads(saved)
             _POOL = (os.getpid(), workers, pool)
         return _POOL[2]

@@ -211,9 +211,19 @@ def _is_channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=fmt)
 
 
+def resampling_matrix(
+    length: int, f, up: int = 1, down: int = 1, padding: Padding = (0, 0), gain: float = 1.0
+) -> torch.Tensor:
+    """The exact linear map of `upfirdn` (same arguments) on an axis of `length` samples, as a
+    float64 `[L_out, L_in]` matrix: `upfirdn(x, f, dim, ...)` is this matrix applied along `dim`.
+    Cached; do not modify the result in place."""
+    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
+    key = (int(length), taps.tobytes(), int(up), int(down), int(padding[0]), int(padding[1]))
+    return _resampling_matrix(*key, float(gain))
+
+
 @lru_cache(maxsize=256)
 def _resampling_matrix(length, taps_bytes, up, down, p0, p1, gain) -> torch.Tensor:
-    """The exact linear map of `upfirdn` on an axis of `length` samples, `[L_out, L_in]`."""
     taps = np.frombuffer(taps_bytes, dtype=np.float64)
     eye = torch.eye(length, dtype=torch.float64)
     return _polyphase(eye, taps[::-1] * gain, 0, up, down, p0, p1).contiguous()
@@ -263,8 +273,9 @@ def _pair(v) -> tuple[int, int]:
     return int(v), int(v)
 
 
-def _padding4(padding) -> tuple[int, int, int, int]:
-    """(x0, x1, y0, y1) from an int, a pair (x, y) or a 4-tuple, as the original."""
+def padding4(padding) -> tuple[int, int, int, int]:
+    """2-D padding as (x0, x1, y0, y1) from an int, a pair (x, y) or a 4-tuple, as the
+    original's `upfirdn2d` and `filtered_lrelu` accept it."""
     if isinstance(padding, int):
         return padding, padding, padding, padding
     if len(padding) == 2:
@@ -284,7 +295,7 @@ def upfirdn2d(
     """
     upx, upy = _pair(up)
     downx, downy = _pair(down)
-    px0, px1, py0, py1 = _padding4(padding)
+    px0, px1, py0, py1 = padding4(padding)
     taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
     if flip_filter:
         taps = np.flip(taps)
