@@ -3,6 +3,7 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -20,9 +21,70 @@ from datasets.shards import (
     describe_difference,
     format_resolution,
     list_resolutions,
+    parse_resolution,
     resolution_dirname,
 )
 from datasets.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_files
+
+# ---------------------------------------------------------------------------------------------------
+# The vocabulary shared by the five CLIs (lvg-dataset, lvg-convert, lvg-generate, lvg-train,
+# lvg-metrics): -h/--help, --out FILE, --outdir DIR, --res HxW, --frames, --seed, --device,
+# --precision, --quiet. The other CLIs import these.
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FRAMES_HELP = "Number of frames of each video written"
+
+
+def parse_res_option(ctx: click.Context, param: click.Parameter, value):
+    """Click callback of every `--res HxW` (and `--lr-res`): `"36x64"` -> `(36, 64)` with
+    `datasets.shards.parse_resolution`; a bad size is a one-line error naming the flag."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, tuple) and param.multiple:
+            return tuple(parse_resolution(v) for v in value)
+        return parse_resolution(value)
+    except ValueError as e:
+        raise click.ClickException(f"{param.opts[0]} {e}") from None
+
+
+def deprecated(message: str) -> None:
+    """Queue a one-line `note: ...` deprecation message; `with_deprecation_notes` prints it on
+    stderr when the command succeeds (errors stay one line)."""
+    click.get_current_context().meta.setdefault("lvg.deprecations", []).append(message)
+
+
+def with_deprecation_notes(fn: Callable) -> Callable:
+    """Command callbacks: print the queued `deprecated` notes on stderr after a successful run."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        for message in click.get_current_context().meta.pop("lvg.deprecations", []):
+            click.echo(f"note: {message}", err=True)
+        return result
+
+    return wrapper
+
+
+class DeprecatedArgument(click.Argument):
+    """A positional argument kept for old command lines: optional, left out of the usage line."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def output_path(new_flag: str, new_value, old_name: str, old_value):
+    """The value of `new_flag` (--out or --outdir), or the deprecated positional `old_name`."""
+    if old_value is not None:
+        if new_value is not None:
+            raise click.UsageError(f"give {new_flag} only (not also a positional {old_name})")
+        deprecated(f"{old_name} as a positional argument is deprecated; use {new_flag} {old_name}")
+        return old_value
+    if new_value is None:
+        raise click.UsageError(f"Missing option '{new_flag}'.")
+    return new_value
+
 
 # Parameter names in the ValueErrors of datasets.writer -> the flags and arguments they come from.
 FLAGS = {
@@ -83,7 +145,7 @@ def _check_output_file(path: str, what: str) -> Path:
 # Commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main() -> None:
     """Make and inspect LongVideoGAN datasets: zip shards of JPEG frames (docs/datasets.md).
 
@@ -93,10 +155,10 @@ def main() -> None:
 
     \b
     Examples:
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256
-      lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
-      lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256
-      lvg-dataset curate ~/footage ~/footage.json --report ~/footage.html
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --res 144x256
+      lvg-dataset from-frames ~/frames --outdir ~/data/bikes --res 36x64 --res 144x256
+      lvg-dataset synthetic --outdir ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256
+      lvg-dataset curate ~/footage --out ~/footage.json --report ~/footage.html
       lvg-dataset info ~/data/horses
     """
 
@@ -104,11 +166,19 @@ def main() -> None:
 def _writing_options(fn: Callable) -> Callable:
     options = [
         click.option(
+            "--outdir",
+            "outdir",
+            metavar="DST",
+            default=None,
+            help="Dataset folder to write (HHHHxWWWW/partition_NNNN.zip inside).  [required]",
+        ),
+        click.option(
             "--res",
             "res",
             multiple=True,
             required=True,
             metavar="HxW",
+            callback=parse_res_option,
             help="Output resolution, e.g. 36x64; repeat for several (made in one pass).",
         ),
         click.option(
@@ -138,9 +208,14 @@ def _writing_options(fn: Callable) -> Callable:
     return fn
 
 
+def _legacy_dst(fn: Callable) -> Callable:
+    """The dataset folder as a positional DST, as before --outdir (deprecated)."""
+    return click.argument("legacy_dst", required=False, cls=DeprecatedArgument)(fn)
+
+
 @main.command("from-videos")
 @click.argument("src")
-@click.argument("dst")
+@_legacy_dst
 @_writing_options
 @click.option(
     "--manifest",
@@ -165,10 +240,11 @@ def _writing_options(fn: Callable) -> Callable:
     metavar="SEC",
     help="Seconds dropped at the end of every video.",
 )
+@with_deprecation_notes
 def from_videos(
-    src, dst, res, num_partitions, partition, workers, manifest, trim_start, trim_end
+    src, legacy_dst, outdir, res, num_partitions, partition, workers, manifest, trim_start, trim_end
 ) -> None:
-    """Decode every video under SRC into shards under DST.
+    """Decode every video under SRC into shards under --outdir DST.
 
     Videos (.avi .mkv .mov .mp4 .mpg .mpeg .webm .wmv, searched recursively) keep their native
     frame rate. Each frame is centre-cropped to the target aspect ratio and Lanczos-resized, every
@@ -178,19 +254,22 @@ def from_videos(
     \b
     Examples:
       # Both resolutions of the paper, one shard:
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --res 144x256
     \b
       # A large collection as 10 shards, one per job (K = 0..9):
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256 \\
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --res 144x256 \\
           --num-partitions 10 --partition K
     \b
       # Drop 2 s of intro and 5 s of credits from every video:
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --trim-start 2 --trim-end 5
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 \\
+          --trim-start 2 --trim-end 5
     \b
       # Only the shots kept by curation (see: lvg-dataset curate --help):
-      lvg-dataset curate ~/footage ~/footage.json
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --manifest ~/footage.json
+      lvg-dataset curate ~/footage --out ~/footage.json
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 \\
+          --manifest ~/footage.json
     """
+    dst = output_path("--outdir", outdir, "DST", legacy_dst)
     resolutions = _check_resolutions(res)
     if trim_start < 0 or trim_end < 0:
         raise click.ClickException("--trim-start and --trim-end must be >= 0 seconds")
@@ -220,10 +299,11 @@ def from_videos(
 
 @main.command("from-frames")
 @click.argument("src")
-@click.argument("dst")
+@_legacy_dst
 @_writing_options
-def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
-    """Turn folders of frame images under SRC into shards under DST.
+@with_deprecation_notes
+def from_frames(src, legacy_dst, outdir, res, num_partitions, partition, workers) -> None:
+    """Turn folders of frame images under SRC into shards under --outdir DST.
 
     Every folder holding images (.png .jpg .jpeg .bmp .tif .tiff .webp, searched recursively) is
     one clip: clip_dir = folder relative to SRC, frames in file-name order, each named like its
@@ -232,8 +312,9 @@ def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
     \b
     Example:
       # ~/frames/ride_01/0001.png, ~/frames/ride_01/0002.png, ~/frames/ride_02/...
-      lvg-dataset from-frames ~/frames ~/data/bikes --res 36x64 --res 144x256
+      lvg-dataset from-frames ~/frames --outdir ~/data/bikes --res 36x64 --res 144x256
     """
+    dst = output_path("--outdir", outdir, "DST", legacy_dst)
     resolutions = _check_resolutions(res)
     try:
         sources = writer.frame_folder_sources(_check_src(src))
@@ -247,12 +328,12 @@ def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
 
 
 @main.command("synthetic")
-@click.argument("dst")
+@_legacy_dst
 @click.option(
     "--videos", "num_videos", type=click.IntRange(min=1), required=True, help="Number of videos."
 )
 @click.option(
-    "--frames", "num_frames", type=click.IntRange(min=1), required=True, help="Frames per video."
+    "--frames", "num_frames", type=click.IntRange(min=1), required=True, help=FRAMES_HELP + "."
 )
 @click.option(
     "--seed",
@@ -262,16 +343,21 @@ def from_frames(src, dst, res, num_partitions, partition, workers) -> None:
     help="Base seed; video i uses seed * 100003 + i.",
 )
 @_writing_options
-def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition, workers) -> None:
-    """Write the synthetic dynamic-scene benchmark to DST.
+@with_deprecation_notes
+def synthetic(
+    legacy_dst, num_videos, num_frames, seed, outdir, res, num_partitions, partition, workers
+) -> None:
+    """Write the synthetic dynamic-scene benchmark to --outdir DST.
 
     Every resolution is rendered analytically (datasets.synthetic.render_video), so the
     resolutions agree exactly. Clips are video_00000, video_00001, ...
 
     \b
     Example:
-      lvg-dataset synthetic ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256 --seed 0
+      lvg-dataset synthetic --outdir ~/data/synth --videos 64 --frames 256 --res 36x64 \\
+          --res 144x256 --seed 0
     """
+    dst = output_path("--outdir", outdir, "DST", legacy_dst)
     resolutions = _check_resolutions(res)
     sources = writer.synthetic_sources(num_videos, num_frames, resolutions, seed)
     _write(dst, resolutions, sources, num_partitions, partition, workers)
@@ -279,7 +365,14 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
 
 @main.command("curate")
 @click.argument("src")
-@click.argument("out")
+@click.argument("legacy_out", required=False, cls=DeprecatedArgument)
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE.json",
+    default=None,
+    help="The JSON manifest to write (kept and dropped shots).  [required]",
+)
 @click.option(
     "--min-seconds",
     type=click.FloatRange(min=0),
@@ -362,7 +455,7 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
     default=None,
     metavar="DIR",
     help="Per-video analyses, reused when a video's size and mtime are unchanged "
-    "[default: OUT with suffix .cache].",
+    "[default: the --out file with suffix .cache].",
 )
 @click.option(
     "--report",
@@ -371,11 +464,12 @@ def synthetic(dst, num_videos, num_frames, seed, res, num_partitions, partition,
     help="Also write a contact sheet of every shot (thumbnails, scores, verdict); decodes the "
     "videos again at thumbnail size.",
 )
+@with_deprecation_notes
 def curate_videos(
-    src, out, analysis_width, motion_method, workers, cache_dir, report, **limits
+    src, legacy_out, out, analysis_width, motion_method, workers, cache_dir, report, **limits
 ) -> None:
     """Split every video under SRC into shots, score them, and write the kept and dropped shots
-    to the JSON manifest OUT (for: lvg-dataset from-videos SRC DST --manifest OUT).
+    to the JSON manifest --out OUT (for: lvg-dataset from-videos SRC --outdir DST --manifest OUT).
 
     \b
     Per shot: length, motion (mean optical flow), sharpness (variance of the Laplacian) and
@@ -389,13 +483,14 @@ def curate_videos(
 
     \b
     Examples:
-      lvg-dataset curate ~/footage ~/footage.json --report ~/footage.html
+      lvg-dataset curate ~/footage --out ~/footage.json --report ~/footage.html
       # Stricter, from the cache (no decoding):
-      lvg-dataset curate ~/footage ~/footage.json --min-seconds 5 --min-sharpness 50
-      lvg-dataset from-videos ~/footage ~/data/horses --res 36x64 --res 144x256 \\
+      lvg-dataset curate ~/footage --out ~/footage.json --min-seconds 5 --min-sharpness 50
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --res 144x256 \\
           --manifest ~/footage.json
     """
-    src_path, out_path = _check_src(src), _check_output_file(out, "OUT")
+    out = output_path("--out", out, "OUT", legacy_out)
+    src_path, out_path = _check_src(src), _check_output_file(out, "--out")
     if report is not None:
         if Path(report).suffix.lower() not in contact_sheet.REPORT_SUFFIXES:
             raise click.ClickException(f"--report {report}: use a .html or .png file name")
@@ -418,7 +513,7 @@ def curate_videos(
     try:
         manifests.write_manifest(out_path, result)
     except OSError as e:
-        raise click.ClickException(f"cannot write OUT {out_path} ({e})") from None
+        raise click.ClickException(f"cannot write --out {out_path} ({e})") from None
     _echo_curation(result, len(videos), decoded, out_path)
     if report is not None:
         try:
@@ -476,7 +571,7 @@ def info(dst) -> None:
     if not resolutions:
         raise click.ClickException(
             f"no HHHHxWWWW folders in {dst}; make a dataset with: "
-            f"lvg-dataset from-videos SRC {dst} --res 36x64"
+            f"lvg-dataset from-videos SRC --outdir {dst} --res 36x64"
         )
     try:
         folders = [ShardFolder(dst, res) for res in resolutions]
@@ -504,7 +599,7 @@ def info(dst) -> None:
         if difference:
             raise click.ClickException(
                 f"{folders[0].path.name} and {other.path.name} disagree ({difference}); rebuild "
-                f"them in one run: lvg-dataset from-videos SRC DST --res "
+                f"them in one run: lvg-dataset from-videos SRC --outdir DST --res "
                 + " --res ".join(format_resolution(r) for r in resolutions)
             )
     click.echo(f"consistent: all {len(folders)} resolution(s) hold the same clips and frames")

@@ -425,7 +425,7 @@ class VideoDatasetTwoRes(Dataset):
         if difference:
             raise ValueError(
                 f"{self.lres.shards.path} and {self.hres.shards.path} do not hold the same clips "
-                f"({difference}); rebuild both in one run, e.g. lvg-dataset from-videos SRC DST "
+                f"({difference}); rebuild both in one run, e.g. lvg-dataset from-videos SRC --outdir DST "
                 f"--res {format_resolution(self.lres.resolution)} "
                 f"--res {format_resolution(self.hres.resolution)}"
             )

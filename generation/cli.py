@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 import networks
+from datasets.cli import CONTEXT_SETTINGS, FRAMES_HELP
 from datasets.video_io import Mp4Writer
 from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
@@ -345,7 +346,7 @@ Memory does not grow with the length: videos of hours stream straight to the enc
 """
 
 
-@click.command(epilog=EXAMPLES)
+@click.command(epilog=EXAMPLES, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--lres",
     "lres_path",
@@ -372,12 +373,12 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     "--frames",
     "num_frames",
     type=click.IntRange(min=1),
-    help="Number of frames [default: 301, or one period with --loop].",
+    help=FRAMES_HELP + " [default: 301, or one period with --loop].",
 )
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0, min_open=True),
-    help="Length in seconds instead of --frames.",
+    help="Length of each video in seconds, instead of --frames.",
 )
 @click.option(
     "--fps",

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
+from datasets.cli import CONTEXT_SETTINGS, deprecated, parse_res_option, with_deprecation_notes
 from metrics import registry
 from metrics.weights import WeightsError, find_i3d, i3d_how_to
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main() -> None:
     """Evaluate LongVideoGAN generators: FVD, colour similarity, LPIPS curves (docs/metrics.md).
 
@@ -65,9 +66,17 @@ def main() -> None:
     metavar="DIR",
     help="Generated videos instead: a folder of video files or a dataset.",
 )
-@click.option("--res", metavar="HxW", help="Resolution of the real clips (default: see above).")
 @click.option(
-    "--lr-res", metavar="HxW", help="Low-res input for --sres alone (default: the SR input size)."
+    "--res",
+    metavar="HxW",
+    callback=parse_res_option,
+    help="Resolution of the real clips, e.g. 36x64 (default: see above).",
+)
+@click.option(
+    "--lr-res",
+    metavar="HxW",
+    callback=parse_res_option,
+    help="Low-res input for --sres alone (default: the SR input size).",
 )
 @click.option(
     "--num-runs",
@@ -106,12 +115,13 @@ def main() -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the real-statistics cache.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, or auto.")
 @click.option(
-    "--path",
+    "--out",
     "jsonl",
     metavar="FILE",
     type=click.Path(path_type=Path),
     help="Append results to this JSONL file (default: metrics.jsonl in --outdir if given).",
 )
+@click.option("--path", "legacy_path", type=click.Path(path_type=Path), hidden=True)  # deprecated
 @click.option(
     "--outdir",
     metavar="DIR",
@@ -119,9 +129,10 @@ def main() -> None:
     help="Where plots (and by default the JSONL) go.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@with_deprecation_notes
 def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, real_seed,
-         detector_path, allow_random_detector, replace_cache, no_cache, device, jsonl, outdir,
-         quiet) -> None:  # fmt: skip
+         detector_path, allow_random_detector, replace_cache, no_cache, device, jsonl,
+         legacy_path, outdir, quiet) -> None:  # fmt: skip
     """Compute metrics of generated clips against the real clips of --data.
 
     Generated clips come from exactly one of: --lres (the low-res generator alone; real clips at
@@ -130,7 +141,7 @@ def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, re
     default the dataset's largest). --res overrides the real clips' size in every case.
 
     Prints one JSON line per metric (results, protocol, detector identity and weights sha256)
-    and appends it to --path. FVD refuses to run on a random-weights I3D unless
+    and appends it to --out. FVD refuses to run on a random-weights I3D unless
     --allow-random-detector is given. Real FVD statistics are cached in
     $LVG_CACHE_DIR/fvd-real (default ~/.cache/longvideogan), keyed by the dataset's content,
     the protocol and the detector's sha256.
@@ -143,6 +154,11 @@ def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, re
       lvg-metrics calc -m lpips_curve64_64f -m lpips_flicker64_16f_vgg --data ~/data/synth \\
           --lres lres.safetensors --outdir runs/eval
     """
+    if legacy_path is not None:
+        if jsonl is not None:
+            raise click.UsageError("give --out only (not also --path)")
+        deprecated("--path is deprecated; use --out FILE")
+        jsonl = legacy_path
     try:
         _check_metrics(metric_names, detector_path, allow_random_detector)
         ctx = registry.context_from_paths(

@@ -6,19 +6,27 @@ from pathlib import Path
 
 import click
 
+from datasets.cli import (
+    CONTEXT_SETTINGS,
+    DeprecatedArgument,
+    deprecated,
+    output_path,
+    parse_res_option,
+    with_deprecation_notes,
+)
 from networks.checkpoint import CheckpointError, open_checkpoint, save
 
 
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 def main():
     """Convert checkpoints to LongVideoGAN's .safetensors format, or list what one holds.
 
     \b
     Examples:
       # A released generator of the original project (horseback_lres.pkl, ...):
-      lvg-convert official horseback_lres.pkl horseback_lres.safetensors
+      lvg-convert official horseback_lres.pkl --out horseback_lres.safetensors
       # One network out of an original training pickle:
-      lvg-convert official ckpt-00100000-train.pkl D.safetensors --net D
+      lvg-convert official ckpt-00100000-train.pkl --out D.safetensors --net D
       # What a file holds (networks and kinds; the ADA probability of a training pickle):
       lvg-convert info ckpt-00100000-train.pkl
     """
@@ -35,7 +43,16 @@ def _open(src: Path, res: tuple[int, int] | None = None):
 
 @main.command()
 @click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
+@click.argument(
+    "legacy_dst", type=click.Path(path_type=Path), required=False, cls=DeprecatedArgument
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="The .safetensors file to write.  [required]",
+)
 @click.option(
     "--net",
     "net_name",
@@ -44,27 +61,39 @@ def _open(src: Path, res: tuple[int, int] | None = None):
     help="Which network of a training pickle or state. Default: G_ema, else G.",
 )
 @click.option(
-    "--height",
-    type=click.IntRange(min=1),
+    "--res",
+    metavar="HxW",
     default=None,
-    help="Frame height, if the pickle does not record it (default 36).",
+    callback=parse_res_option,
+    help="Frame size, e.g. 36x64, if the pickle does not record it [default: 36x64].",
 )
-@click.option(
-    "--width",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Frame width, if the pickle does not record it (default 64).",
-)
-def official(src: Path, dst: Path, net_name: str | None, height: int | None, width: int | None):
-    """Convert a checkpoint SRC (an original LongVideoGAN pickle, or a training state) to DST
-    (.safetensors).
+@click.option("--height", type=click.IntRange(min=1), default=None, hidden=True)  # deprecated
+@click.option("--width", type=click.IntRange(min=1), default=None, hidden=True)  # deprecated
+@with_deprecation_notes
+def official(
+    src: Path,
+    legacy_dst: Path | None,
+    out: Path | None,
+    net_name: str | None,
+    res: tuple[int, int] | None,
+    height: int | None,
+    width: int | None,
+):
+    """Convert a checkpoint SRC (an original LongVideoGAN pickle, or a training state) to
+    --out FILE (.safetensors).
 
     The pickle is read with a restricted unpickler: the source code embedded in it is never
     executed, only tensors and network state are read. CUDA-saved tensors load on CPU.
     """
+    dst = output_path("--out", out, "DST", legacy_dst)
+    if height or width:
+        if res is not None:
+            raise click.UsageError("give --res only (not also --height/--width)")
+        deprecated("--height/--width are deprecated; use --res HxW")
+        res = (height, width)
     if dst.exists():
         raise click.ClickException(f"{dst} already exists; choose another name or delete it first")
-    ckpt = _open(src, (height, width) if height or width else None)
+    ckpt = _open(src, res)
     try:
         role = ckpt.choose(net=net_name)
         net = ckpt.network(role)

@@ -13,7 +13,8 @@ def synth(tmp_path_factory) -> Path:
     """A tiny synthetic dataset at 36x64: 4 videos of 48 frames."""
     root = tmp_path_factory.mktemp("synth")
     result = CliRunner().invoke(
-        dataset_main, ["synthetic", str(root), "--videos", "4", "--frames", "48", "--res", "36x64"]
+        dataset_main,
+        ["synthetic", "--outdir", str(root), "--videos", "4", "--frames", "48", "--res", "36x64"],
     )
     assert result.exit_code == 0, result.output
     return root

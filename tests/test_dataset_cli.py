@@ -71,7 +71,9 @@ def videos(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def dataset(videos, tmp_path_factory) -> tuple[Path, object]:
     dst = tmp_path_factory.mktemp("out") / "ds"
-    return dst, run("from-videos", videos, dst, "--res", HR, "--res", LR, "--workers", 2)
+    return dst, run(
+        "from-videos", videos, "--outdir", dst, "--res", HR, "--res", LR, "--workers", 2
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -142,6 +144,7 @@ def test_partitions_and_trim(videos, tmp_path):
         result = run(
             "from-videos",
             videos,
+            "--outdir",
             dst,
             "--res",
             LR,
@@ -171,17 +174,18 @@ def test_partitions_and_trim(videos, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["from-videos", "{tmp}/missing", "{dst}", "--res", LR], "does not exist"),
-        (["from-videos", "{tmp}/empty", "{dst}", "--res", LR], "no videos"),
-        (["from-frames", "{tmp}/empty", "{dst}", "--res", LR], "no images"),
-        (["from-videos", "{src}", "{dst}", "--res", "36x"], "not HxW"),
-        (["from-videos", "{src}", "{dst}", "--res", "0x64"], "between 1 and 9999"),
-        (["from-videos", "{src}", "{dst}", "--res", "-36x64"], "not HxW"),
-        (["from-videos", "{src}", "{dst}", "--res", "36x99999"], "between 1 and 9999"),
+        (["from-videos", "{tmp}/missing", "--outdir", "{dst}", "--res", LR], "does not exist"),
+        (["from-videos", "{tmp}/empty", "--outdir", "{dst}", "--res", LR], "no videos"),
+        (["from-frames", "{tmp}/empty", "--outdir", "{dst}", "--res", LR], "no images"),
+        (["from-videos", "{src}", "--outdir", "{dst}", "--res", "36x"], "not HxW"),
+        (["from-videos", "{src}", "--outdir", "{dst}", "--res", "0x64"], "between 1 and 9999"),
+        (["from-videos", "{src}", "--outdir", "{dst}", "--res", "-36x64"], "not HxW"),
+        (["from-videos", "{src}", "--outdir", "{dst}", "--res", "36x99999"], "between 1 and 9999"),
         (
             [
                 "from-videos",
                 "{src}",
+                "--outdir",
                 "{dst}",
                 "--res",
                 LR,
@@ -192,9 +196,12 @@ def test_partitions_and_trim(videos, tmp_path):
             ],
             "out of range",
         ),
-        (["from-videos", "{src}", "{dst}", "--res", LR, "--trim-end", "-1"], "must be >= 0"),
         (
-            ["from-videos", "{src}", "{existing}", "--res", LR],
+            ["from-videos", "{src}", "--outdir", "{dst}", "--res", LR, "--trim-end", "-1"],
+            "must be >= 0",
+        ),
+        (
+            ["from-videos", "{src}", "--outdir", "{existing}", "--res", LR],
             "already exists; choose another DST or delete it",
         ),
         (["info", "{tmp}/empty"], "no HHHHxWWWW folders"),
@@ -217,7 +224,7 @@ def test_duplicate_clip_names(tmp_path):
     (tmp_path / "src").mkdir()
     for name in ["a.mp4", "a.mov"]:
         write_mp4(tmp_path / "src" / name, smooth_video(2, 18, 32, 0))
-    result = run("from-videos", tmp_path / "src", tmp_path / "dst", "--res", LR)
+    result = run("from-videos", tmp_path / "src", "--outdir", tmp_path / "dst", "--res", LR)
     assert result.exit_code != 0 and "would both be clip 'a'" in result.output
     assert not (tmp_path / "dst").exists()
 
@@ -225,9 +232,9 @@ def test_duplicate_clip_names(tmp_path):
 def test_inconsistent_resolutions(videos, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "ds"
     shutil.copytree(videos, src)
-    run("from-videos", src, dst, "--res", LR)
+    run("from-videos", src, "--outdir", dst, "--res", LR)
     (src / "ride" / "v0.mp4").unlink()  # HR made without one video
-    run("from-videos", src, dst, "--res", HR)
+    run("from-videos", src, "--outdir", dst, "--res", HR)
     result = run("info", dst)
     assert result.exit_code != 0
     assert "0018x0032 and 0036x0064 disagree" in result.output and "ride/v0" in result.output
@@ -263,7 +270,18 @@ def test_interrupted_run_leaves_no_shard(videos, tmp_path, monkeypatch):
     original = datasets.writer.encode_frame
     monkeypatch.setattr(datasets.writer, "encode_frame", failing_encode)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        run("from-videos", videos, tmp_path / "ds", "--res", LR, "--res", HR, "--workers", 2)
+        run(
+            "from-videos",
+            videos,
+            "--outdir",
+            tmp_path / "ds",
+            "--res",
+            LR,
+            "--res",
+            HR,
+            "--workers",
+            2,
+        )
     assert [p for p in (tmp_path / "ds").rglob("*") if p.is_file()] == []
 
 
@@ -281,7 +299,7 @@ def test_from_frames_round_trip(tmp_path):
             Image.fromarray(frame).save(src / clip / f"{t:04d}.png")
     (src / "walk" / "broken.png").write_bytes(b"not a png")  # "walk" is skipped, with a warning
     (src / "runs" / "sprint" / "notes.txt").write_text("ignored")
-    result = run("from-frames", src, tmp_path / "ds", "--res", LR, "--res", HR)
+    result = run("from-frames", src, "--outdir", tmp_path / "ds", "--res", LR, "--res", HR)
     assert result.exit_code == 0, result.output
     assert "1 videos written, 1 skipped" in result.output and "broken.png" in result.output
     with zipfile.ZipFile(tmp_path / "ds" / "0036x0064" / "partition_0000.zip") as zf:
@@ -309,6 +327,7 @@ def test_synthetic_wiring(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.synthetic, "render_video", fake_render)
     result = run(
         "synthetic",
+        "--outdir",
         tmp_path / "ds",
         "--videos",
         3,
@@ -335,6 +354,7 @@ def test_synthetic_wiring(tmp_path, monkeypatch):
 def test_synthetic_real_renderer(tmp_path):
     result = run(
         "synthetic",
+        "--outdir",
         tmp_path / "ds",
         "--videos",
         2,

@@ -64,7 +64,7 @@ def synth(tmp_path_factory) -> dict[str, Path]:
     for name, seed in (("a", 0), ("b", 1), ("a2", 0)):
         run_cli(
             datasets.cli.main,
-            "synthetic", root / name, "--videos", 3, "--frames", 20, "--res", RES, "--seed", seed,
+            "synthetic", "--outdir", root / name, "--videos", 3, "--frames", 20, "--res", RES, "--seed", seed,
         )  # fmt: skip
         out[name] = root / name
     return out
@@ -361,7 +361,7 @@ def test_super_resolution_checkpoints_alone_and_chained(tmp_path):
     tiny = get_preset("tiny")
     data = tmp_path / "data"
     run_cli(
-        datasets.cli.main, "synthetic", data, "--videos", 2, "--frames", 12,
+        datasets.cli.main, "synthetic", "--outdir", data, "--videos", 2, "--frames", 12,
         "--res", "18x32", "--res", "72x128",
     )  # fmt: skip
     sres = networks.save(SuperResGenerator(tiny.sres_generator), tmp_path / "sres.safetensors")

@@ -125,7 +125,9 @@ def test_one_loader_picks_roles(tmp_path):
         networks.load(train, kind="sres_generator")
     # A converted network keeps its role; the safetensors file loads through the same function.
     out = tmp_path / "d.safetensors"
-    result = CliRunner().invoke(convert_main, ["official", str(train), str(out), "--net", "D"])
+    result = CliRunner().invoke(
+        convert_main, ["official", str(train), "--out", str(out), "--net", "D"]
+    )
     assert result.exit_code == 0, result.output
     assert "lres_discriminator (D), 46,424,609 parameters" in result.output
     assert open_checkpoint(out).kinds == {"D": "lres_discriminator"}
@@ -142,7 +144,7 @@ def test_convert_and_info_on_every_kind(tmp_path):
     assert "augment_p: 0.123" in result.output
     out = tmp_path / "s.safetensors"
     result = runner.invoke(
-        convert_main, ["official", str(CHECKPOINTS / "sres_G_ema.pkl"), str(out)]
+        convert_main, ["official", str(CHECKPOINTS / "sres_G_ema.pkl"), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     S = networks.load(out, kind="sres_generator")
@@ -194,7 +196,7 @@ def test_crafted_payloads_do_nothing_and_are_rejected(tmp_path, payload, protoco
     assert not marker.exists()
     assert "antigravity" not in sys.modules and set(sys.modules) <= modules_before | {"antigravity"}
     result = CliRunner().invoke(
-        convert_main, ["official", str(path), str(tmp_path / "o.safetensors")]
+        convert_main, ["official", str(path), "--out", str(tmp_path / "o.safetensors")]
     )
     assert result.exit_code != 0 and "not an original LongVideoGAN checkpoint" in result.output
     assert not (tmp_path / "o.safetensors").exists() and not marker.exists()

@@ -24,6 +24,7 @@ from networks.sres_discriminator import SuperResDiscriminator, SuperResDiscrimin
 from networks.sres_generator import (
     SuperResGenerator,
     SuperResGeneratorConfig,
+    SynthesisLayer,
     fit_canvas,
     resample_conditioning,
     stack_windows,
@@ -270,9 +271,9 @@ def test_segments_equal_one_call():
 
 
 def test_channels_last_buffers_change_nothing(monkeypatch):
-    """Narrow layers write channels-last buffers on the CPU; the output is bit-identical to
-    channels-first ones, with the fused and with the reference (autograd) filtered lrelu."""
-    import networks.sres_generator as sres
+    """Narrow layers write channels-last buffers on the CPU (the fast filtered lrelu); the output
+    is bit-identical to channels-first ones, with the fused and with the autograd path."""
+    from torch_utils import filtered_lrelu as flrelu
 
     torch.manual_seed(0)
     S = SuperResGenerator(MICRO_G).eval()
@@ -281,13 +282,73 @@ def test_channels_last_buffers_change_nothing(monkeypatch):
     assert max(s.out_channels for s in MICRO_G.layers) + MICRO_G.cond_channels <= 64
     outputs = {}
     for widest in (64, 0):
-        monkeypatch.setattr(sres, "CHANNELS_LAST_MAX", widest)
+        monkeypatch.setattr(flrelu, "CHANNELS_LAST_MAX", widest)
         with torch.no_grad():
             fused = S(lr, z=z)
         reference = S(lr.requires_grad_(True), z=z)
         outputs[widest] = (fused, reference.detach())
     assert torch.equal(outputs[64][0], outputs[0][0])
     assert torch.equal(outputs[64][1], outputs[0][1])
+
+
+def _sample_layers(cfg):
+    """First layer, an x4-upsampling layer, a critical layer and ToRGB."""
+    picks = [
+        lambda s: s.index == 0,
+        lambda s: s.up == 4 and not s.is_torgb,
+        lambda s: s.is_critical and not s.is_torgb,
+        lambda s: s.is_torgb,
+    ]
+    return [next(s for s in cfg.layers if pick(s)) for pick in picks]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "demo"])
+def test_layers_ref_and_fast_agree(preset):
+    """`impl="ref"` (full convolution, plain upfirdn, torch.cat) and `impl="fast"` (skipped
+    borders, matrix plans, one concatenation buffer) give the same values and gradients on the
+    SR layers: up x2/x4, down x2, critical, ToRGB, with and without the fused plan."""
+    cfg = PRESETS[preset].sres_generator
+    g = torch.Generator().manual_seed(0)
+    for spec in _sample_layers(cfg):
+        torch.manual_seed(spec.index)
+        layer = SynthesisLayer(spec, cfg.w_dim, cfg.conv_clamp)
+        with torch.no_grad():
+            layer.bias.normal_()
+        videos, frames = (2, 2) if preset == "tiny" else (1, 1)
+        x = torch.randn(videos * frames, spec.in_channels, *spec.in_size, generator=g)
+        w = torch.randn(videos, cfg.w_dim, generator=g)
+        cond = None
+        if not spec.is_torgb:
+            cond = torch.randn(videos * frames, cfg.cond_channels, *spec.out_size, generator=g)
+        results = {}
+        for impl in ("ref", "fast"):
+            with torch.no_grad():
+                fused = layer(x, w, frames, concat=cond, impl=impl)
+            xg = x.clone().requires_grad_(True)
+            y = layer(xg, w, frames, concat=cond, impl=impl)
+            grads = torch.autograd.grad(
+                (y * torch.linspace(-1, 1, y.numel()).view(y.shape)).sum(),
+                [xg, layer.weight, layer.bias, layer.affine.weight],
+            )
+            results[impl] = (fused, y.detach(), *grads)
+        want_channels = spec.out_channels + (0 if cond is None else cfg.cond_channels)
+        assert results["ref"][0].shape == (videos * frames, want_channels, *spec.out_size)
+        for ref, fast in zip(results["ref"], results["fast"]):
+            scale = ref.abs().max().item()
+            torch.testing.assert_close(fast, ref, atol=1e-5 * scale, rtol=1e-5, msg=spec.name)
+
+
+def test_synthesis_ref_and_fast_agree():
+    torch.manual_seed(0)
+    S = SuperResGenerator(MICRO_G).eval()
+    lr = tiny_clip(2, videos=2, cfg=MICRO_G)
+    w = S.map(torch.randn(2, MICRO_G.z_dim))
+    with torch.no_grad():
+        levels = S.conditioning(lr)
+        ref = S.synthesis(levels, w, 2, impl="ref")
+        fast = S.synthesis(levels, w, 2, impl="fast")
+    assert ref.std() > 0.01
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_frame_wise_and_batch_layout():
@@ -428,7 +489,8 @@ def test_import_tiny_generator_infers_its_config(tmp_path):
     obj = original_object(state, "VideoGenerator", lr_height=18, lr_width=32)
     write_original_pickle(tmp_path / "s.pkl", obj)
     result = CliRunner().invoke(
-        convert_main, ["official", str(tmp_path / "s.pkl"), str(tmp_path / "s.safetensors")]
+        convert_main,
+        ["official", str(tmp_path / "s.pkl"), "--out", str(tmp_path / "s.safetensors")],
     )
     assert result.exit_code == 0, result.output
     S2 = networks.load(tmp_path / "s.safetensors", kind="sres_generator")

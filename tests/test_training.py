@@ -335,6 +335,7 @@ def synth_pairs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pairs")
     args = [
         "synthetic",
+        "--outdir",
         str(root),
         "--videos",
         "3",

@@ -9,11 +9,15 @@ import click
 from torch_utils import distributed
 from training.config import TRAIN_PRESETS, resolve
 
+# datasets.cli.CONTEXT_SETTINGS (-h as --help), spelled out: importing the dataset tools (video
+# decoding, curation) would only slow down every lvg-train start.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
 EXAMPLES = """
 \b
 Examples:
   # Smoke test on a CPU with the synthetic benchmark:
-  lvg-dataset synthetic data/synth --videos 16 --frames 160 --res 36x64 --res 144x256
+  lvg-dataset synthetic --outdir data/synth --videos 16 --frames 160 --res 36x64 --res 144x256
   lvg-train lres --data data/synth --outdir runs/lres-tiny --preset tiny
   lvg-train sres --data data/synth --outdir runs/sres-tiny --preset tiny
 \b
@@ -29,7 +33,7 @@ Examples:
 """
 
 
-@click.group(epilog=EXAMPLES)
+@click.group(epilog=EXAMPLES, context_settings=CONTEXT_SETTINGS)
 def main():
     """Train LongVideoGAN: `lres` on long low-resolution clips, `sres` on short high-resolution
     clips. Presets carry the paper's settings; options override them."""
