@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from torch_utils.misc import AtomicTarget
+from torch_utils.misc import AtomicTarget, StreamingWriter
 
 Resolution = tuple[int, int]  # (height, width)
 ResolutionLike = Union[str, Sequence[int]]
@@ -99,7 +99,7 @@ class _OpenClip:
     num_entries: int  # zip entries when the clip began
 
 
-class ShardWriter:
+class ShardWriter(StreamingWriter):
     """Writes one shard atomically: frames go to `<name>.zip.tmp-<pid>`, fsynced and renamed on
     `close()` (`torch_utils.misc.AtomicTarget`).
 
@@ -169,15 +169,6 @@ class ShardWriter:
         """Delete the temp file; the real name is never created."""
         self._zip.close()
         self._target.discard()
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_clip(

@@ -12,7 +12,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from torch_utils.misc import AtomicTarget
+from torch_utils.misc import AtomicTarget, StreamingWriter
 
 VIDEO_EXTENSIONS = (".avi", ".mkv", ".mov", ".mp4", ".mpg", ".mpeg", ".webm", ".wmv")
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -125,7 +125,7 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.LANCZOS))
 
 
-class Mp4Writer:
+class Mp4Writer(StreamingWriter):
     """Streaming H.264 (yuv420p) mp4 writer: frames are encoded as they arrive, so memory does not
     grow with the video's length. Atomic: frames go to a temporary file beside `path`, fsynced
     and renamed to `path` by `close()` (`torch_utils.misc.AtomicTarget`); `abort()` (or leaving the `with` block by an exception) deletes it.
@@ -193,15 +193,6 @@ class Mp4Writer:
             except (av.FFmpegError, OSError, ValueError):
                 pass
         self._target.discard()
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_mp4(

@@ -72,6 +72,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class StreamingWriter:
+    """The context-manager protocol of a writer that streams into an `AtomicTarget`: `close()`
+    (commit) when the block ends cleanly, `abort()` (discard) when it raises."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 class AtomicTarget:
     """The one temp-file-then-rename mechanism of the project: write to `tmp` (beside `path`, so
     the rename stays on one file system), then `commit()` flushes it to disk and renames it over
