@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import scipy.ndimage  # noqa: E402
 
 import datasets.curate as curation  # noqa: E402
-from datasets.video_io import Mp4Writer  # noqa: E402
+from torch_utils.frames import Mp4Writer  # noqa: E402
 
 SIZES = ((360, 640), (720, 1280))
 

@@ -45,11 +45,10 @@ def _available_mb() -> float:
 def worker(kind: str, frames: int, batch_frames: int, sres_batch: int) -> dict:
     import torch
 
-    from datasets.video_io import Mp4Writer
     from generation.pipeline import generate_segments
     from generation.timeline import Timeline
     from networks.lres_generator import LowResGenerator
-    from torch_utils.frames import display_factor, nearest_upscale, to_uint8_hwc
+    from torch_utils.frames import Mp4Writer, display_factor, nearest_upscale, to_uint8_hwc
 
     torch.set_grad_enabled(False)
     torch.manual_seed(0)

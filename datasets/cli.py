@@ -3,7 +3,6 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Callable
@@ -21,70 +20,17 @@ from datasets.shards import (
     describe_difference,
     format_resolution,
     list_resolutions,
-    parse_resolution,
     resolution_dirname,
 )
 from datasets.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_files
-
-# ---------------------------------------------------------------------------------------------------
-# The vocabulary shared by the five CLIs (lvg-dataset, lvg-convert, lvg-generate, lvg-train,
-# lvg-metrics): -h/--help, --out FILE, --outdir DIR, --res HxW, --frames, --seed, --device,
-# --precision, --quiet. The other CLIs import these.
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-FRAMES_HELP = "Number of frames of each video written"
-
-
-def parse_res_option(ctx: click.Context, param: click.Parameter, value):
-    """Click callback of every `--res HxW` (and `--lr-res`): `"36x64"` -> `(36, 64)` with
-    `datasets.shards.parse_resolution`; a bad size is a one-line error naming the flag."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, tuple) and param.multiple:
-            return tuple(parse_resolution(v) for v in value)
-        return parse_resolution(value)
-    except ValueError as e:
-        raise click.ClickException(f"{param.opts[0]} {e}") from None
-
-
-def deprecated(message: str) -> None:
-    """Queue a one-line `note: ...` deprecation message; `with_deprecation_notes` prints it on
-    stderr when the command succeeds (errors stay one line)."""
-    click.get_current_context().meta.setdefault("lvg.deprecations", []).append(message)
-
-
-def with_deprecation_notes(fn: Callable) -> Callable:
-    """Command callbacks: print the queued `deprecated` notes on stderr after a successful run."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        result = fn(*args, **kwargs)
-        for message in click.get_current_context().meta.pop("lvg.deprecations", []):
-            click.echo(f"note: {message}", err=True)
-        return result
-
-    return wrapper
-
-
-class DeprecatedArgument(click.Argument):
-    """A positional argument kept for old command lines: optional, left out of the usage line."""
-
-    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
-        return []
-
-
-def output_path(new_flag: str, new_value, old_name: str, old_value):
-    """The value of `new_flag` (--out or --outdir), or the deprecated positional `old_name`."""
-    if old_value is not None:
-        if new_value is not None:
-            raise click.UsageError(f"give {new_flag} only (not also a positional {old_name})")
-        deprecated(f"{old_name} as a positional argument is deprecated; use {new_flag} {old_name}")
-        return old_value
-    if new_value is None:
-        raise click.UsageError(f"Missing option '{new_flag}'.")
-    return new_value
-
+from torch_utils.cli import (
+    CONTEXT_SETTINGS,
+    FRAMES_HELP,
+    DeprecatedArgument,
+    output_path,
+    parse_res_option,
+    with_deprecation_notes,
+)
 
 # Parameter names in the ValueErrors of datasets.writer -> the flags and arguments they come from.
 FLAGS = {

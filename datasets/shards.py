@@ -15,43 +15,25 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from torch_utils.misc import AtomicTarget, StreamingWriter
-
-Resolution = tuple[int, int]  # (height, width)
-ResolutionLike = Union[str, Sequence[int]]
+from torch_utils.misc import (
+    AtomicTarget,
+    Resolution,
+    ResolutionLike,
+    StreamingWriter,
+    format_resolution,
+    parse_resolution,
+)
 
 FRAME_LIST = "frame_paths.json"
-MAX_SIDE = 9999  # folder names have 4 digits per side
 
 # ---------------------------------------------------------------------------------------------------
 # Resolutions and JPEG frames
-
-
-def parse_resolution(value: ResolutionLike) -> Resolution:
-    """`"36x64"`, `"0036x0064"` or `(36, 64)` -> `(36, 64)`; ValueError if not a sane HxW."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-        if match is None:
-            raise ValueError(f"{value!r} is not HxW (height x width, e.g. 36x64)")
-        height, width = int(match[1]), int(match[2])
-    else:
-        height, width = (int(v) for v in value)
-    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
-        raise ValueError(f"{height}x{width}: height and width must be between 1 and {MAX_SIDE}")
-    return height, width
-
-
-def format_resolution(resolution: ResolutionLike) -> str:
-    """`(36, 64)` -> `"36x64"`, the form `--res` takes."""
-    height, width = parse_resolution(resolution)
-    return f"{height}x{width}"
 
 
 def resolution_dirname(resolution: ResolutionLike) -> str:

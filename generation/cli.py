@@ -17,8 +17,6 @@ from PIL import Image
 from tqdm import tqdm
 
 import networks
-from datasets.cli import CONTEXT_SETTINGS, FRAMES_HELP
-from datasets.video_io import Mp4Writer
 from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
     DEFAULT_SRES_BATCH,
@@ -29,7 +27,8 @@ from generation.pipeline import (
 )
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
-from torch_utils.frames import display_factor, make_grid, nearest_upscale
+from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP
+from torch_utils.frames import Mp4Writer, display_factor, make_grid, nearest_upscale
 from torch_utils.misc import PRECISIONS, atomic_path, choose_device
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.

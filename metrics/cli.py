@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from datasets.cli import CONTEXT_SETTINGS, deprecated, parse_res_option, with_deprecation_notes
 from metrics import registry
 from metrics.weights import WeightsError, find_i3d, i3d_how_to
+from torch_utils.cli import CONTEXT_SETTINGS, deprecated, parse_res_option, with_deprecation_notes
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

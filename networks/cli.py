@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from datasets.cli import (
+from networks.checkpoint import CheckpointError, open_checkpoint, save
+from torch_utils.cli import (
     CONTEXT_SETTINGS,
     DeprecatedArgument,
     deprecated,
@@ -14,7 +15,6 @@ from datasets.cli import (
     parse_res_option,
     with_deprecation_notes,
 )
-from networks.checkpoint import CheckpointError, open_checkpoint, save
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

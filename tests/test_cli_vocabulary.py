@@ -22,11 +22,11 @@ import generation.cli
 import metrics.cli
 import networks.cli
 import training.cli
-from datasets.cli import FRAMES_HELP, parse_res_option
 from datasets.synthetic import render_video
-from datasets.video_io import write_mp4
 from networks.lres_generator import LowResGenerator
 from networks.presets import PRESETS
+from torch_utils.cli import FRAMES_HELP, parse_res_option
+from torch_utils.frames import write_mp4
 
 TOOLS = {
     "lvg-dataset": datasets.cli.main,

@@ -17,7 +17,8 @@ import datasets.manifest as manifests
 from datasets.cli import main
 from datasets.shards import VideoDataset
 from datasets.synthetic import render_video
-from datasets.video_io import resize_frame, write_mp4
+from datasets.video_io import resize_frame
+from torch_utils.frames import write_mp4
 
 FPS, H, W, N = 10, 72, 128, 25  # every test video: 10 fps, 72x128, 2.5 s (unless said otherwise)
 CUT = N  # cut.mp4 changes scene at this frame

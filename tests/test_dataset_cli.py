@@ -19,7 +19,8 @@ import datasets.synthetic
 import datasets.writer
 from datasets.cli import main
 from datasets.shards import FRAME_LIST, ShardWriter, VideoDataset, VideoDatasetTwoRes, write_clip
-from datasets.video_io import resize_frame, write_mp4
+from datasets.video_io import resize_frame
+from torch_utils.frames import write_mp4
 
 LR, HR = "18x32", "36x64"
 VIDEOS = {"ride/v0.mp4": (14, 48, 96), "ride/deep/v1.MP4": (9, 40, 64), "v2.mp4": (11, 64, 64)}

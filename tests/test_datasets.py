@@ -35,8 +35,8 @@ from datasets.video_io import (
     read_image,
     read_video,
     resize_frame,
-    write_mp4,
 )
+from torch_utils.frames import write_mp4
 
 LR, HR = (18, 32), (36, 64)
 CLIPS = {"partition_0000": {"a/clip0": 12, "b": 8}, "partition_0001": {"c": 3, "d": 20}}

@@ -15,7 +15,6 @@ from recipe import original_lres_names, original_object, write_original_pickle
 from torch import nn
 
 import networks
-from datasets.video_io import Mp4Writer
 from generation import cli as gen_cli
 from generation.noise_stream import NoiseStream
 from generation.pipeline import Segment, generate_video, lres_segments, sres_segments
@@ -24,7 +23,7 @@ from networks.contract import SuperResolutionBase
 from networks.lres_discriminator import LowResDiscriminator
 from networks.lres_generator import LowResGenerator
 from networks.presets import PRESETS
-from torch_utils.frames import display_factor, grid_shape, make_grid, to_uint8_hwc
+from torch_utils.frames import Mp4Writer, display_factor, grid_shape, make_grid, to_uint8_hwc
 
 ATOL = 1e-5  # float rounding (the global style max, FFT sizes); videos are ~0.1 here
 

@@ -27,7 +27,6 @@ import metrics.i3d
 import networks
 from datasets.shards import VideoDataset
 from datasets.synthetic import render_video
-from datasets.video_io import write_mp4
 from metrics import color_similarity, fvd, registry, sources, weights
 from metrics.curves import curve_from_rows, curve_gap, plot_curves
 from metrics.frechet import FeatureStats, frechet_between, frechet_distance
@@ -36,7 +35,7 @@ from networks.contract import SuperResolutionBase
 from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
-from torch_utils.frames import to_uint8
+from torch_utils.frames import to_uint8, write_mp4
 
 RES = "36x64"
 

@@ -26,9 +26,9 @@ from PIL import Image
 from recipe import original_lres_names, original_object, write_original_pickle
 
 from datasets.synthetic import render_video
-from datasets.video_io import write_mp4
 from networks.lres_generator import LowResGenerator
 from networks.presets import PRESETS
+from torch_utils.frames import write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -1,12 +1,20 @@
-"""Frames as files show them: uint8 conversion and the layout of video grids, shared by the
-sample videos of training, `lvg-generate` and the metrics (docs/generation.md#writing-frames)."""
+"""Frames as files show them: uint8 conversion, the layout of video grids and the streaming
+H.264 writer, shared by the sample videos of training, `lvg-generate` and the metrics
+(docs/generation.md#writing-frames)."""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
 
+import av
 import numpy as np
 import torch
+
+from torch_utils.misc import AtomicTarget, StreamingWriter
 
 
 def to_uint8(video: torch.Tensor) -> torch.Tensor:
@@ -55,3 +63,84 @@ def video_grid(videos: torch.Tensor, multiple: int = 16) -> np.ndarray:
     samples (36x64 videos at 144x256)."""
     grid = make_grid(to_uint8_hwc(videos.permute(2, 0, 1, 3, 4)))
     return nearest_upscale(grid, display_factor(*grid.shape[1:3], multiple))
+
+
+class Mp4Writer(StreamingWriter):
+    """Streaming H.264 (yuv420p) mp4 writer: frames are encoded as they arrive, so memory does not
+    grow with the video's length. Atomic: frames go to a temporary file beside `path`, fsynced
+    and renamed to `path` by `close()` (`torch_utils.misc.AtomicTarget`); `abort()` (or leaving the `with` block by an exception) deletes it.
+
+    The index (moov atom) is placed at the start of the file ("faststart") for streaming players.
+    `crf` is x264's quality knob: 0 lossless, 18 visually lossless, 23 default, 51 worst. Height
+    and width must be even (a 4:2:0 requirement).
+
+        with Mp4Writer("out.mp4", fps=30) as writer:
+            for frame in frames:  # RGB uint8 [H, W, 3]
+                writer.write(frame)
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, crf: int = 18):
+        self.path = Path(path)
+        self.fps, self.crf = fps, crf
+        self._target = AtomicTarget(self.path, hidden=False)
+        self.tmp_path = self._target.tmp
+        self.num_frames = 0
+        self._stream = None
+        self._container = av.open(
+            str(self.tmp_path), "w", format="mp4", options={"movflags": "+faststart"}
+        )
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one RGB uint8 `[H, W, 3]` frame (all frames must have the first one's size)."""
+        if self._container is None:
+            raise ValueError(f"{self.path}: the writer is closed")
+        if self._stream is None:
+            height, width = frame.shape[:2]
+            if height % 2 or width % 2:
+                self.abort()
+                raise ValueError(f"H.264 mp4 needs even height and width, got {height}x{width}")
+            stream = self._container.add_stream(
+                "libx264", rate=Fraction(self.fps).limit_denominator(1001)
+            )
+            stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+            stream.options = {"crf": str(self.crf)}
+            self._stream = stream
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self._container.mux(self._stream.encode(video_frame))
+        self.num_frames += 1
+
+    def close(self) -> Path:
+        """Flush the encoder and move the finished file to `path`; returns `path`."""
+        if self._container is None:
+            raise ValueError(f"{self.path}: the writer is already closed")
+        try:
+            if self._stream is None:
+                raise ValueError("write_mp4 got no frames")
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+            self._target.commit()
+        finally:
+            self.abort()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop without writing `path` (removes the temporary file); safe to call twice."""
+        if self._container is not None:
+            container, self._container = self._container, None
+            try:
+                container.close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass
+        self._target.discard()
+
+
+def write_mp4(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 30.0, crf: int = 18
+) -> Path:
+    """Encode RGB uint8 `[H, W, 3]` frames as an H.264 mp4 (see `Mp4Writer`); atomic (temp file,
+    then rename). Returns the written path."""
+    with Mp4Writer(path, fps=fps, crf=crf) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.path

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Optional, Union
 
@@ -40,6 +41,31 @@ def assert_shape(x: torch.Tensor, pattern: str, **sizes: Optional[int]) -> dict[
                 f"(shape {tuple(x.shape)})"
             )
     return found
+
+
+Resolution = tuple[int, int]  # (height, width)
+ResolutionLike = Union[str, Sequence[int]]
+MAX_SIDE = 9999  # folder names have 4 digits per side
+
+
+def parse_resolution(value: ResolutionLike) -> Resolution:
+    """`"36x64"`, `"0036x0064"` or `(36, 64)` -> `(36, 64)`; ValueError if not a sane HxW."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+        if match is None:
+            raise ValueError(f"{value!r} is not HxW (height x width, e.g. 36x64)")
+        height, width = int(match[1]), int(match[2])
+    else:
+        height, width = (int(v) for v in value)
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise ValueError(f"{height}x{width}: height and width must be between 1 and {MAX_SIDE}")
+    return height, width
+
+
+def format_resolution(resolution: ResolutionLike) -> str:
+    """`(36, 64)` -> `"36x64"`, the form `--res` takes."""
+    height, width = parse_resolution(resolution)
+    return f"{height}x{width}"
 
 
 PRECISIONS = ("auto", "float32", "mixed", "float16", "bfloat16")

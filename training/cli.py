@@ -7,11 +7,8 @@ from pathlib import Path
 import click
 
 from torch_utils import distributed
+from torch_utils.cli import CONTEXT_SETTINGS
 from training.config import TRAIN_PRESETS, resolve
-
-# datasets.cli.CONTEXT_SETTINGS (-h as --help), spelled out: importing the dataset tools (video
-# decoding, curation) would only slow down every lvg-train start.
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 EXAMPLES = """
 \b

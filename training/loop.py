@@ -347,7 +347,7 @@ def _write_samples(
 ) -> None:
     if rank != 0:
         return
-    from datasets.video_io import write_mp4
+    from torch_utils.frames import write_mp4
 
     videos = gan.sample(sample_noise)
     grid = video_grid(videos)
