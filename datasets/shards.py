@@ -204,7 +204,7 @@ def missing_resolution_message(root: Path, resolution: Resolution) -> str:
     present = ", ".join(resolution_dirname(r) for r in list_resolutions(root)) or "none"
     return (
         f"no {resolution_dirname(resolution)} folder in {root} (resolutions present: {present}); "
-        f"make it with: lvg-dataset from-videos SRC {root} --res {format_resolution(resolution)}"
+        f"make it with: lvg-dataset from-videos SRC --outdir {root} --res {format_resolution(resolution)}"
     )
 
 
