@@ -40,7 +40,7 @@ import scipy.ndimage
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from datasets.video_io import TRUNCATION_SLACK, VideoReadError
+from datasets.video_io import TRUNCATION_SLACK, VideoReadError, av_reason
 from torch_utils.misc import write_atomic
 
 try:  # OpenCV is only needed for Farneback optical flow; frame differences are the fallback.
@@ -127,7 +127,7 @@ class SmallVideo:
         try:
             self._container = av.open(str(path))
         except (av.FFmpegError, OSError) as e:
-            raise VideoReadError(path, f"cannot open ({_av_reason(e)})") from e
+            raise VideoReadError(path, f"cannot open ({av_reason(e)})") from e
         if not self._container.streams.video:
             self._container.close()
             raise VideoReadError(path, "no video stream")
@@ -156,7 +156,7 @@ class SmallVideo:
                 count += 1
                 yield last_time, image
         except av.FFmpegError as e:
-            reason = f"decoding failed after {count} frames ({_av_reason(e)})"
+            reason = f"decoding failed after {count} frames ({av_reason(e)})"
             raise VideoReadError(self.path, reason) from e
         if count == 0:
             raise VideoReadError(self.path, "no frames decoded")
@@ -176,10 +176,6 @@ class SmallVideo:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _av_reason(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------------

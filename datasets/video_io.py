@@ -31,7 +31,8 @@ def list_files(root: str | os.PathLike, extensions: tuple[str, ...]) -> list[Pat
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in extensions and p.is_file())
 
 
-def _av_reason(error: Exception) -> str:
+def av_reason(error: Exception) -> str:
+    """A PyAV/OS error in a few words, for `VideoReadError`."""
     return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
@@ -49,7 +50,7 @@ def read_video(
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
-        raise VideoReadError(path, f"cannot open ({_av_reason(e)})") from e
+        raise VideoReadError(path, f"cannot open ({av_reason(e)})") from e
     with container:
         if not container.streams.video:
             raise VideoReadError(path, "no video stream")
@@ -77,7 +78,7 @@ def read_video(
                 num_frames, last_time = num_frames + 1, t
                 yield frame.to_ndarray(format="rgb24")
         except av.FFmpegError as e:
-            reason = f"decoding failed after {num_frames} frames ({_av_reason(e)})"
+            reason = f"decoding failed after {num_frames} frames ({av_reason(e)})"
             raise VideoReadError(path, reason) from e
         if num_frames == 0:
             raise VideoReadError(path, "no frames decoded")

@@ -21,12 +21,12 @@ from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
     DEFAULT_SRES_BATCH,
     Frame,
-    check_compatible,
     generate_video,
     make_timelines,
 )
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
+from networks.contract import check_chain
 from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP
 from torch_utils.frames import Mp4Writer, display_factor, make_grid, nearest_upscale
 from torch_utils.misc import PRECISIONS, atomic_path, choose_device
@@ -230,7 +230,7 @@ def load_networks(
     if plan.sres_path is not None:
         S = _load("--sres", plan.sres_path, "sres_generator", device)
     try:
-        check_compatible(G, S)
+        check_chain(G, S)
     except ValueError as e:
         raise NetworkError(str(e)) from None
     h, w = G.size

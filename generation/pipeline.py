@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
-from networks.contract import SuperResolution
+from networks.contract import SuperResolution, check_chain
 from networks.lres_generator import LowResGenerator
 from torch_utils.frames import to_uint8_hwc
 from torch_utils.misc import PRECISIONS, module_device
@@ -38,18 +38,6 @@ DEFAULT_SRES_BATCH = 8
 
 # ------------------------------------------------------------------------------------------------
 # Networks
-
-
-def check_compatible(lres: LowResGenerator, sres: SuperResolution | None) -> None:
-    """ValueError unless `sres` takes the frames `lres` makes."""
-    if sres is None:
-        return
-    made, wanted = lres.size, sres.lr_size
-    if made != wanted:
-        raise ValueError(
-            f"the super-resolution network expects {wanted[0]}x{wanted[1]} low-res frames, but the "
-            f"low-res generator makes {made[0]}x{made[1]}; use a matching pair of checkpoints"
-        )
 
 
 def _autocast(device: torch.device, precision: str):
@@ -245,7 +233,7 @@ def generate_video(
         raise ValueError(f"output must be 'uint8' or 'float', got {output!r}")
     if num_frames < 1 or batch_frames < 1 or sres_batch < 1:
         raise ValueError("num_frames, batch_frames and sres_batch must be positive")
-    check_compatible(lres, sres)
+    check_chain(lres, sres)
     timelines = make_timelines(seed, loop, transition, lres.shift_period)
     stop = start_frame + num_frames
     segments = generate_segments(

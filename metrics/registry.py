@@ -48,6 +48,7 @@ from metrics.sources import (
     sres_sampler,
     video_sampler,
 )
+from networks.contract import check_chain, check_lr_size
 from torch_utils.misc import choose_device
 
 CURVE_BATCH = 4
@@ -435,9 +436,11 @@ def _generator_sampler(data: Path, lres, sres, resolution, lr_resolution, device
     res = parse_resolution(resolution) if resolution else S.hr_size
     if lres is not None:
         G = networks.load(lres, kind="lres_generator", device=device)
+        check_chain(G, S)
         generated = {"kind": "chain", "lres_path": str(lres), "sres_path": str(sres)}
         return chain_sampler(G, S), generated, res
     lr_res = parse_resolution(lr_resolution) if lr_resolution else S.lr_size
+    check_lr_size(S, lr_res, "the dataset at lr_resolution")
     # The pair checks that both resolutions hold the same clips; the network reads low-res ones.
     pairs = VideoDatasetTwoRes(data, lr_res, res, seq_length=1)
     sampler = sres_sampler(S, pairs.lres, seed=seed + 1)

@@ -194,6 +194,11 @@ class Checkpoint:
     build: Callable[[str], nn.Module]
     info: dict = dataclasses.field(default_factory=dict)
 
+    def find(self, kind: str | None = None, prefer: tuple[str, ...] = ROLES) -> str | None:
+        """The first role in `prefer` that the file holds with a network of `kind` (of any
+        kind when None); None if there is none."""
+        return next((r for r in prefer if r in self.kinds and kind in (None, self.kinds[r])), None)
+
     def choose(self, kind: str | None = None, net: str | None = None) -> str:
         """The role to load: `net` if given, else the first of G_ema, G, D of `kind`."""
         roles = ", ".join(f"{role} ({k})" for role, k in self.kinds.items())
@@ -202,8 +207,7 @@ class Checkpoint:
                 raise CheckpointError(f"{self.path} has no network {net!r}; it has {roles}")
             role = net
         else:
-            fits = [r for r in ROLES if r in self.kinds and kind in (None, self.kinds[r])]
-            role = fits[0] if fits else next(iter(self.kinds))
+            role = self.find(kind) or next(iter(self.kinds))
         if kind is not None and self.kinds[role] != kind:
             held = f"a {self.kinds[role]}" if len(self.kinds) == 1 else roles
             raise CheckpointError(f"{self.path} holds {held}, but a {kind} is needed here")
@@ -302,6 +306,10 @@ def _open_training_state(path: Path) -> Checkpoint:
 
     def build(role: str) -> nn.Module:
         record = records[role]
+        if record.get("kind") not in registry:
+            raise CheckpointError(
+                f"{path}: {role} has an unknown network kind {record.get('kind')!r}"
+            )
         net_cls, cfg_cls = registry[record["kind"]]
         net = net_cls(config_from_dict(cfg_cls, json.loads(record["config"])))
         return _with_state(net, state["modules"][role], path)

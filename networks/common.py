@@ -23,7 +23,7 @@ class MagnitudeEMA(nn.Module):
 
     def forward(self, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
         if beta < 1:
-            stat = all_reduce_mean(x.detach().float().square().mean())
+            stat = all_reduce_mean(x.detach().float().square().mean()).to(self.value.dtype)
             self.value.copy_(stat.lerp(self.value, beta))
         return self.value.rsqrt()
 

@@ -6,12 +6,15 @@ sizes or context from its config: they read them here.
 * `SuperResolution` (a `typing.Protocol`, checkable with `isinstance`) names the interface:
   `lr_size` and `hr_size` `(h, w)`, `context` (low-res frames needed on each side of an output
   frame), `z_dim`, the call `S(lr [n, 3, T + 2 context, h, w], z=[n, z_dim], precision=...)
-  -> [n, 3, T, H, W]`, and `segments`, the one way to run a long low-res clip piece by piece.
+  -> [n, 3, T, H, W]`, and `segments`, which runs a long low-res clip piece by piece with one
+  latent per video (the metrics use it; `generation.pipeline` streams its own windows because
+  a transition changes the latent from frame to frame).
 * `SuperResolutionBase` is an `nn.Module` that implements `segments` once from the rest of the
   interface; `networks.sres_generator.SuperResGenerator` and the tests' stand-ins derive from it.
 
 The low-res generator's side of the contract lives on `networks.lres_generator.LowResGenerator`
-(`size`, `shift_period`, `embedding_lead`, `random_clips`).
+(`size`, `shift_period`, `embedding_lead`, `random_clips`); `check_chain` is the one check that a
+pair of networks fits together.
 """
 
 from __future__ import annotations
@@ -106,3 +109,19 @@ class SuperResolutionBase(nn.Module):
             count = min(segment_length, frames - start)
             window = lr_video[:, :, start : start + count + 2 * self.context]
             yield self(window, z=z, precision=precision)
+
+
+def check_lr_size(sres: SuperResolution, lr_size: tuple[int, int], what: str) -> None:
+    """ValueError unless `sres` takes low-res frames of `lr_size` (h, w), which `what` makes."""
+    if tuple(lr_size) != tuple(sres.lr_size):
+        (h, w), (wh, ww) = lr_size, sres.lr_size
+        raise ValueError(
+            f"the super-resolution network expects {wh}x{ww} low-res frames, but {what} makes "
+            f"{h}x{w}; use a matching pair"
+        )
+
+
+def check_chain(lres, sres: SuperResolution | None) -> None:
+    """ValueError unless `sres` (if any) takes the frames the low-res generator `lres` makes."""
+    if sres is not None:
+        check_lr_size(sres, lres.size, "the low-res generator")

@@ -24,7 +24,7 @@ from torch import nn
 from networks.common import MagnitudeEMA, MappingNetwork
 from networks.noise import NoiseBankConfig, TemporalNoiseBank
 from torch_utils.bias_act import bias_act
-from torch_utils.layers import FullyConnected, conv3d
+from torch_utils.layers import FullyConnected, check_impl, conv3d
 from torch_utils.misc import assert_shape
 from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
 
@@ -126,27 +126,48 @@ def modulated_conv3d(
     styles: torch.Tensor,
     input_gain: torch.Tensor | float = 1.0,
     demodulate: bool = True,
+    impl: str = "fast",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-frame modulated 3-D convolution (docs/networks.md#modulated-3-d-convolution);
-    returns (conv output, demodulation coefficients `[n, co, t]` or None), so callers can fuse
-    the demodulation into what follows.
+    """Per-frame modulated 3-D convolution (docs/networks.md#modulated-3-d-convolution) of
+    `x * input_gain`.
 
     x `[n, ci, t, h, w]`, weight `[co, ci, kt, kh, kw]`, styles `[n, ci, t]` (one per frame).
     Activations are modulated frame by frame; with demodulation, weight and styles are first
     max-abs normalised and each output frame is demodulated with its own frame's style.
+
+    `impl="ref"` computes these steps literally and returns (the demodulated output, None).
+    `impl="fast"` (default) returns (conv output, demodulation coefficients `[n, co, t]`), the
+    coefficients still to be multiplied in, so callers can fuse them into what follows; the
+    weight's normalisation rides on them rather than on the (large) weight. Without
+    demodulation both return (output, None).
     """
+    check_impl(impl, "modulated_conv3d")
     co, ci, kt, kh, kw = weight.shape
+    padding = (kt // 2, kh // 2, kw // 2)
+    if impl == "ref":
+        x = x * input_gain
+        if demodulate:
+            weight = weight / weight.abs().amax(dim=(1, 2, 3, 4), keepdim=True)
+            styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
+        weight = weight / math.sqrt(ci * kt * kh * kw)
+        x = x * styles.to(x.dtype)[..., None, None]
+        y = conv3d(x, weight.to(x.dtype), padding=padding, impl="ref")
+        if demodulate:
+            wsq = weight.square().sum(dim=(2, 3, 4))  # [co, ci]
+            d = (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
+            y = y * d[..., None, None].to(y.dtype)
+        return y, None
     if not demodulate:
         weight = weight / math.sqrt(ci * kt * kh * kw)
         x = x * (styles * input_gain).to(x.dtype)[..., None, None]
-        return conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2)), None
+        return conv3d(x, weight.to(x.dtype), padding=padding), None
     # The weight's scale 1/(max|w_o| * sqrt(fan_in)) per output channel is applied to the conv
     # output, folded into the demodulation coefficients, rather than to the (large) weight.
     lo, hi = torch.aminmax(weight.reshape(co, -1), dim=1)
     scale = 1 / (torch.maximum(hi, -lo) * math.sqrt(ci * kt * kh * kw))
     styles = styles / styles.abs().amax(dim=(1, 2), keepdim=True)
     x = x * (styles * input_gain).to(x.dtype)[..., None, None]  # one pass over x
-    y = conv3d(x, weight.to(x.dtype), padding=(kt // 2, kh // 2, kw // 2))
+    y = conv3d(x, weight.to(x.dtype), padding=padding)
     # d[n, o, t] = rsqrt(sum_i (sum_{z,y,x} w[o, i]^2) * s[n, i, t]^2 + 1e-8), normalised weight
     wsq = weight.square().sum(dim=(2, 3, 4)) * scale[:, None].square()
     dcoefs = (torch.einsum("oi,nit->not", wsq, styles.square()) + 1e-8).rsqrt()
@@ -203,14 +224,19 @@ class ResBlock3d(nn.Module):
         out_length: int,
         out_size: tuple[int, int],
         beta: float = 1.0,
+        impl: str = "fast",
     ) -> torch.Tensor:
         """x `[n, ci, t, h, w]`, w `[n, t, latent]` at the block's input rate and length.
 
-        As docs/networks.md#residual-block, with the scalar gains folded into neighbouring
+        `impl="ref"` is docs/networks.md#residual-block step by step (`_reference`);
+        `impl="fast"` (default) computes the same with the scalar gains folded into neighbouring
         linear steps (the input gain into the styles and the skip weight; sqrt(0.5) and the lrelu
         gain sqrt(2) into the demodulation and the upsampling), which saves passes over the
         activations.
         """
+        check_impl(impl, "ResBlock3d")
+        if impl == "ref":
+            return self._reference(x, w, out_length, out_size, beta)
         g0 = self.ema0(x, beta)  # x itself is never rescaled: the gain rides on s0 and the skip
         h, d0 = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), g0)
         bias0 = (self.bias0 * SQRT_2).reshape(1, -1, 1, 1, 1).to(h.dtype)
@@ -233,6 +259,31 @@ class ResBlock3d(nn.Module):
         h = h + bias1 if gain == 1.0 else torch.add(bias1, h, alpha=gain)
         return lrelu_clamp(h, self.conv_clamp)
 
+    def _reference(
+        self,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        out_length: int,
+        out_size: tuple[int, int],
+        beta: float,
+    ) -> torch.Tensor:
+        """The block in the paper's order with unfolded gains (`forward(..., impl="ref")`)."""
+        x = x * self.ema0(x, beta)  # 1. normalise by the magnitude-EMA gain g0
+        h, _ = modulated_conv3d(x, self.weight0, self.affine0(w).transpose(1, 2), impl="ref")  # 2.
+        h = bias_act(h, self.bias0, act="lrelu", clamp=self.conv_clamp)  # 3. lrelu * sqrt(2)
+        h = h * self.ema1(h, beta)  # 4. normalise by g1, modulated conv
+        h, _ = modulated_conv3d(h, self.weight1, self.affine1(w).transpose(1, 2), impl="ref")
+        weight_skip = self.weight_skip / math.sqrt(self.weight_skip.shape[1])
+        skip = conv3d(x, weight_skip.to(x.dtype), impl="ref")  # 5. 1x1x1 skip of x * g0
+        h = (h + skip) * SQRT_HALF  # 6.
+        if self.temporal_up:  # 7.
+            h = upsample(h, linear_filter(2), 2, dims=(2,))
+        h = centre_crop(h, 2, out_length)
+        if self.spatial_up:
+            h = upsample(h, linear_filter(2), 2, dims=(3, 4))
+            h = centre_crop(centre_crop(h, 3, out_size[0]), 4, out_size[1])
+        return bias_act(h, self.bias1, act="lrelu", clamp=self.conv_clamp)  # 8.
+
 
 class ToRGB(nn.Module):
     """1x1x1 modulated conv without demodulation, bias, clamp (docs/networks.md#torgb)."""
@@ -247,9 +298,12 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.ema = MagnitudeEMA()
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, beta: float = 1.0, impl: str = "fast"
+    ) -> torch.Tensor:
         styles = self.affine(w).transpose(1, 2)
-        y, _ = modulated_conv3d(x, self.weight, styles, self.ema(x, beta), demodulate=False)
+        gain = self.ema(x, beta)
+        y, _ = modulated_conv3d(x, self.weight, styles, gain, demodulate=False, impl=impl)
         return bias_act(y, self.bias, clamp=self.conv_clamp)
 
 
@@ -352,7 +406,11 @@ class LowResGenerator(nn.Module):
 
     # -- synthesis -----------------------------------------------------------------------------
 
-    def synthesis(self, ws: list[torch.Tensor], num_frames: int, beta: float = 1.0) -> torch.Tensor:
+    def synthesis(
+        self, ws: list[torch.Tensor], num_frames: int, beta: float = 1.0, impl: str = "fast"
+    ) -> torch.Tensor:
+        """Per-layer latents -> video. `impl`: "fast" (default) or "ref", the blocks' and ops'
+        reference computation (docs/networks.md#residual-block); both give the same video."""
         cfg = self.cfg
         lengths = cfg.sequence_lengths(num_frames)
         canvases = iter(cfg.canvases())
@@ -363,16 +421,21 @@ class LowResGenerator(nn.Module):
             if block.spatial_up:
                 size = next(canvases)
             out_len = lengths[i + 1] if i < cfg.num_temporal_blocks else num_frames
-            x = block(x, ws[i], out_len, size, beta)
-        x = self.to_rgb(x, ws[-1], beta)
+            x = block(x, ws[i], out_len, size, beta, impl)
+        x = self.to_rgb(x, ws[-1], beta, impl)
         return x.float() * cfg.output_scale
 
     def from_noise(
-        self, noise: torch.Tensor, num_frames: int, magnitude_ema_beta: float = 1.0
+        self,
+        noise: torch.Tensor,
+        num_frames: int,
+        magnitude_ema_beta: float = 1.0,
+        impl: str = "fast",
     ) -> torch.Tensor:
-        """`[n, 8, noise_length(T)]` raw noise -> `[n, 3, T, H, W]` video in about [-1, 1]."""
+        """`[n, 8, noise_length(T)]` raw noise -> `[n, 3, T, H, W]` video in about [-1, 1].
+        `impl`: "fast" (default) or "ref" (see `synthesis`)."""
         _, ws = self.latents(noise, num_frames)
-        return self.synthesis(ws, num_frames, magnitude_ema_beta)
+        return self.synthesis(ws, num_frames, magnitude_ema_beta, impl)
 
     def forward(
         self,
@@ -380,6 +443,7 @@ class LowResGenerator(nn.Module):
         num_frames: int,
         generator: torch.Generator | None = None,
         magnitude_ema_beta: float = 1.0,
+        impl: str = "fast",
     ) -> torch.Tensor:
         device = self.spatial_const.device
         noise = torch.randn(
@@ -389,7 +453,7 @@ class LowResGenerator(nn.Module):
             generator=generator,
             device=device,
         )
-        return self.from_noise(noise, num_frames, magnitude_ema_beta)
+        return self.from_noise(noise, num_frames, magnitude_ema_beta, impl)
 
     def random_clips(
         self,

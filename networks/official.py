@@ -11,10 +11,11 @@ states and a statistics collector with a compiled regular expression (`docs/chec
 * tensors are rebuilt by torch's own functions, the storage bytes read by
   `torch.load(weights_only=True, map_location="cpu")` (CUDA-saved files load on CPU-only
   machines);
-* every other global the file names becomes an inert `Record` of its name, the arguments it was
-  called with and the state it was given: nothing is imported and nothing is called. A record of
-  a global that original checkpoints never contain (`os.system`, `builtins.eval`, ...) rejects
-  the file;
+* every other global of the namespaces original files use (`torch.nn.modules`, `torch_utils`,
+  `dnnlib`, numpy's array and scalar reconstructors, `re._compile`) becomes an inert `Record` of
+  its name, the arguments it was called with and the state it was given: nothing is imported
+  and nothing is called. Any other global (`os.system`, `builtins.eval`, ...) rejects the file
+  at once, before anything else is read;
 * after loading, the records that are data are turned into data: persistent objects and `torch.nn`
   modules into `PersistentObject(class_name, state)`, numpy records into numpy values.
 
@@ -462,7 +463,7 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     if tuple(state["spatial_input"].shape[-2:]) != cfg.canvases()[0]:
         raise OfficialCheckpointError(
             f"the checkpoint's 4x-coarsest canvas {tuple(state['spatial_input'].shape[-2:])} does not fit "
-            f"{cfg.height}x{cfg.width}; pass the right --height/--width"
+            f"{cfg.height}x{cfg.width}; give the frame size it was trained at (res)"
         )
     return net
 

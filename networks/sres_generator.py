@@ -115,6 +115,8 @@ class SuperResGeneratorConfig:
     filter_size: int = 6
     lrelu_upsampling: int = 2
     conv_clamp: float = 256.0
+    # The original's decay, kept so that saved configs load; the decay used is the one `forward`
+    # is given (training passes TrainConfig.magnitude_ema_beta, also 0.999).
     magnitude_ema_beta: float = 0.999
     num_fp16_res: int = 4
 
@@ -300,12 +302,24 @@ def modulate(
     return w * gain
 
 
-def modulated_conv2d(x: torch.Tensor, weights: torch.Tensor, frames: int, padding) -> torch.Tensor:
+def modulated_conv2d(
+    x: torch.Tensor, weights: torch.Tensor, frames: int, padding, impl: str = "fast"
+) -> torch.Tensor:
     """Convolve the frames of video i (`x[i*frames:(i+1)*frames]`) with `weights[i]`, with zero
-    `padding`: an int or (x0, x1, y0, y1)."""
+    `padding`: an int or (x0, x1, y0, y1). `impl` says how (same values and gradients):
+
+    * `"ref"`: zero-pad, then one plain `F.conv2d` per video on contiguous NCHW tensors.
+    * `"fast"` (default): channels-last on the CPU (oneDNN's NHWC kernels are 1.5-3x faster
+      here, see `torch_utils.layers.conv3d`), symmetric padding left to the convolution, and
+      one grouped convolution over the batch when every video is a single frame."""
+    if impl not in ("ref", "fast"):
+        raise ValueError(f"unknown modulated_conv2d impl {impl!r}; choose one of ('ref', 'fast')")
     n = weights.shape[0]
     w = weights.to(x.dtype)
     pads = [padding] * 4 if isinstance(padding, int) else list(padding)
+    if impl == "ref":
+        x, w = F.pad(x, pads).contiguous(), w.contiguous()
+        return torch.cat([F.conv2d(x[i * frames : (i + 1) * frames], w[i]) for i in range(n)])
     if len(set(pads)) > 1:
         x, pads = F.pad(x, pads), [0]
     padding = pads[0]
@@ -352,7 +366,7 @@ class SynthesisLayer(nn.Module):
     ) -> torch.Tensor:
         """x `[n*frames, c_in, h, w]` (any float dtype), w `[n, w_dim]` -> `[n*frames, c_out,
         h', w']`, followed by the channels of `concat` (the next layer's conditioning) when
-        given. `impl`: the filtered lrelu's ("ref" or "fast", same result)."""
+        given. `impl`: the ops' ("ref" or "fast", same result)."""
         spec = self.spec
         gain = self.ema(x, ema_beta)
         styles = self.affine(w.float())
@@ -363,7 +377,7 @@ class SynthesisLayer(nn.Module):
         # lrelu discards.
         x, conv_padding, padding = conv_window(x, spec.kernel, spec.up, spec.padding, impl)
         with record_function("sres.conv"):
-            y = modulated_conv2d(x, weights, frames, conv_padding)
+            y = modulated_conv2d(x, weights, frames, conv_padding, impl=impl)
         with record_function("sres.filtered_lrelu"):
             return filtered_lrelu(
                 y,
@@ -485,7 +499,7 @@ class SuperResGenerator(SuperResolutionBase):
         levels: dict[tuple, torch.Tensor],
         w: torch.Tensor,
         frames: int,
-        update_emas: bool = False,
+        magnitude_ema_beta: float = 1.0,
         precision: str = "auto",
         impl: str = "fast",
     ) -> torch.Tensor:
@@ -494,7 +508,7 @@ class SuperResGenerator(SuperResolutionBase):
         followed by its conditioning channels (layer 0: the conditioning alone); `impl` is
         the filtered lrelus' ("ref" or "fast")."""
         cfg = self.cfg
-        beta = cfg.magnitude_ema_beta if update_emas else 1.0
+        beta = magnitude_ema_beta
         conds = self.layer_conditioning(levels, w.shape[0])
         dtypes = self._dtypes(precision, w.device)
         x = conds[0]
@@ -514,8 +528,8 @@ class SuperResGenerator(SuperResolutionBase):
         precision: str = "auto",
     ) -> torch.Tensor:
         """`[n, 3, T+8, h, w]` LR clip (and `[n, z_dim]` latents, drawn from `generator` when
-        None) -> `[n, 3, T, H, W]`. `magnitude_ema_beta` < 1 updates the magnitude EMAs
-        (beta 0.999) and w_avg (0.998), as the original's flag."""
+        None) -> `[n, 3, T, H, W]`. `magnitude_ema_beta` < 1 updates the magnitude EMAs with that
+        decay (training: 0.999) and w_avg with `cfg.w_avg_beta` (0.998), as the original does."""
         cfg = self.cfg
         n = lr_video.shape[0]
         frames = self._output_frames(lr_video)
@@ -523,10 +537,9 @@ class SuperResGenerator(SuperResolutionBase):
         if z is None:
             z = torch.randn(n, cfg.z_dim, generator=generator, device=device)
         assert_shape(z, "n c", n=n, c=cfg.z_dim)
-        update = magnitude_ema_beta < 1
-        w = self.map(z.to(device), update_emas=update)
+        w = self.map(z.to(device), update_emas=magnitude_ema_beta < 1)
         levels = self.conditioning(lr_video.to(device))
-        x = self.synthesis(levels, w, frames, update_emas=update, precision=precision)
+        x = self.synthesis(levels, w, frames, magnitude_ema_beta, precision=precision)
         return x.reshape(n, frames, 3, cfg.hr_height, cfg.hr_width).transpose(1, 2).contiguous()
 
     def _output_frames(self, lr_video: torch.Tensor) -> int:

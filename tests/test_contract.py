@@ -12,7 +12,7 @@ from test_metrics import FakeSR
 from generation.pipeline import generate_video, lres_segments
 from generation.timeline import Timeline
 from metrics import sources
-from networks.contract import SuperResolution
+from networks.contract import SuperResolution, check_chain, check_lr_size
 from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import PRESETS
 from networks.sres_generator import SuperResGenerator, SuperResGeneratorConfig
@@ -185,3 +185,31 @@ def test_random_clips_are_windows_at_offsets_below_the_margin(G):
         generator=torch.Generator().manual_seed(6),
     )
     torch.testing.assert_close(first, G.from_noise(noise, 8), rtol=0, atol=0)
+
+
+def test_check_chain_is_the_one_compatibility_check(G, S):
+    check_chain(G, S)  # 36x64 frames into a 36x64-input network
+    check_chain(G, None)
+    small = StandInSres(StandInConfig(lr_height=18, lr_width=32))
+    with pytest.raises(ValueError, match="expects 18x32 low-res frames, but the low-res generator"):
+        check_chain(G, small)
+    with pytest.raises(
+        ValueError, match="expects 36x64 low-res frames, but the dataset makes 18x32"
+    ):
+        check_lr_size(S, (18, 32), "the dataset")
+
+
+def test_sres_magnitude_ema_decay_is_the_one_given(S):
+    """`magnitude_ema_beta` is the decay the SR generator uses, as in the low-res one."""
+    lr = torch.rand(1, 3, 1 + 2 * CONTEXT, 36, 64) * 2 - 1
+    z = torch.randn(1, S.z_dim)
+    after = {}
+    for beta in (0.5, 0.999):
+        net = SuperResGenerator(S.cfg)
+        net.load_state_dict(S.state_dict())
+        with torch.no_grad():
+            net(lr, z=z, magnitude_ema_beta=beta)
+        after[beta] = net.layers[0].ema.value.clone()
+    before = S.layers[0].ema.value
+    moved = {beta: (value - before).abs().item() for beta, value in after.items()}
+    assert moved[0.5] > 100 * moved[0.999] > 0

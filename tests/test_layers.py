@@ -84,6 +84,65 @@ def test_conv3d_equals_channels_first_conv(kernel):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-4)
 
 
+def _values_and_grads(fn, *inputs):
+    """fn(*inputs) and the gradients of a fixed random projection of it w.r.t. every input."""
+    inputs = [t.detach().clone().requires_grad_(True) for t in inputs]
+    y = fn(*inputs)
+    proj = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    return y.detach(), torch.autograd.grad((y * proj).sum(), inputs)
+
+
+@pytest.mark.parametrize("kernel", [(1, 1, 1), (3, 3, 3)])
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+def test_conv3d_ref_equals_fast(kernel, layout):
+    """impl="ref" (plain NCDHW F.conv3d) and "fast" (channels-last, 1x1x1 as a matmul) agree
+    to float32 rounding, values and gradients w.r.t. input and weight."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 4, 7, generator=gen)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    weight = torch.randn(3, 6, *kernel, generator=gen)
+    padding = tuple(k // 2 for k in kernel)
+    ref, ref_grads = _values_and_grads(
+        lambda a, w: conv3d(a, w, padding=padding, impl="ref"), x, weight
+    )
+    fast, fast_grads = _values_and_grads(
+        lambda a, w: conv3d(a, w, padding=padding, impl="fast"), x, weight
+    )
+    assert ref.is_contiguous()  # the reference keeps NCDHW
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    for g_fast, g_ref in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="impl"):
+        conv3d(x, weight, impl="cuda")
+
+
+@pytest.mark.parametrize("videos,frames", [(1, 1), (1, 3), (2, 1), (2, 3)])
+@pytest.mark.parametrize("padding", [1, (2, 1, 0, 2)])
+def test_modulated_conv2d_ref_equals_fast(videos, frames, padding):
+    """networks.sres_generator.modulated_conv2d: "ref" (pad, one NCHW F.conv2d per video) and
+    "fast" (channels-last, grouped conv for single frames) agree, values and gradients."""
+    from networks.sres_generator import modulated_conv2d
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(videos * frames, 4, 6, 5, generator=gen)
+    weights = torch.randn(videos, 3, 4, 3, 3, generator=gen)
+    results = {
+        impl: _values_and_grads(
+            lambda a, w, impl=impl: modulated_conv2d(a, w, frames, padding, impl=impl), x, weights
+        )
+        for impl in ("ref", "fast")
+    }
+    (ref, ref_grads), (fast, fast_grads) = results["ref"], results["fast"]
+    pads = (padding,) * 4 if isinstance(padding, int) else padding
+    assert ref.shape == (videos * frames, 3, 6 + pads[2] + pads[3] - 2, 5 + pads[0] + pads[1] - 2)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    for g_fast, g_ref in zip(fast_grads, ref_grads):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="impl"):
+        modulated_conv2d(x, weights, frames, padding, impl="cuda")
+
+
 def test_assert_shape():
     x = torch.zeros(2, 3, 4, 5, 6)
     assert assert_shape(x, "n c t h w", c=3, h=5) == {"n": 2, "c": 3, "t": 4, "h": 5, "w": 6}

@@ -127,6 +127,46 @@ def test_shift_equivariance_by_multiples_of_32():
     assert base.std() > 0.01  # the comparison is not between near-zero videos
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ref_and_fast_impls_agree(dtype):
+    """`impl="ref"` (docs/networks.md#residual-block step by step, unfolded gains, plain NCDHW
+    convolutions) and the default "fast" (folded gains, channels-last, in-place lrelu) give the
+    same video, the same magnitude-EMA updates and the same parameter gradients, to float32
+    rounding (gradients: relative to each tensor's largest entry, since they sum over every
+    voxel) and to float64 rounding in float64."""
+    torch.manual_seed(0)
+    G = LowResGenerator(networks.presets.get_preset("tiny").lres_generator).to(dtype)
+    with torch.no_grad():  # exercise the biases and magnitude-EMA gains (zeros / ones at init)
+        for name, p in G.named_parameters():
+            if name.startswith(("blocks.", "to_rgb.")) and "bias" in name and "affine" not in name:
+                p.normal_(0, 0.3)
+        for name, buf in G.named_buffers():
+            if name.endswith("value"):
+                buf.uniform_(0.5, 2.0)
+    state = {k: v.clone() for k, v in G.state_dict().items()}
+    frames = 16
+    noise = torch.randn(2, 8, G.cfg.noise_length(frames), dtype=dtype)
+    videos, grads, emas = {}, {}, {}
+    for impl in ("ref", "fast"):
+        G.load_state_dict(state)
+        G.zero_grad(set_to_none=True)
+        videos[impl] = G.from_noise(noise, frames, impl=impl)
+        videos[impl].square().mean().backward()
+        grads[impl] = {n: p.grad.clone() for n, p in G.named_parameters()}
+        if dtype == torch.float32:  # (MagnitudeEMA updates in float32 only)
+            G.from_noise(noise, frames, magnitude_ema_beta=0.9, impl=impl)
+        emas[impl] = {n: b.clone() for n, b in G.named_buffers() if n.endswith("value")}
+    assert videos["ref"].shape == (2, 3, frames, *G.size) and videos["ref"].std() > 0.01
+    torch.testing.assert_close(videos["fast"], videos["ref"], rtol=1e-5, atol=1e-5)
+    tol = 1e-3 if dtype == torch.float32 else 1e-10
+    for name, g in grads["ref"].items():
+        assert (grads["fast"][name] - g).abs().max() <= tol * g.abs().max(), name
+    for name, v in emas["ref"].items():
+        torch.testing.assert_close(emas["fast"][name], v, rtol=1e-5, atol=0, msg=name)
+    with pytest.raises(ValueError, match="impl"):
+        G.from_noise(noise, frames, impl="cuda")
+
+
 def test_magnitude_ema_updates_only_when_asked():
     G = LowResGenerator(PRESETS["tiny"].lres_generator)
     before = {k: v.clone() for k, v in G.state_dict().items() if k.endswith("value")}

@@ -333,9 +333,12 @@ def test_layers_ref_and_fast_agree(preset):
             results[impl] = (fused, y.detach(), *grads)
         want_channels = spec.out_channels + (0 if cond is None else cfg.cond_channels)
         assert results["ref"][0].shape == (videos * frames, want_channels, *spec.out_size)
-        for ref, fast in zip(results["ref"], results["fast"]):
-            scale = ref.abs().max().item()
-            torch.testing.assert_close(fast, ref, atol=1e-5 * scale, rtol=1e-5, msg=spec.name)
+        # Values to float32 rounding. Gradients more loosely: the two convolutions round
+        # differently, so a few pre-activations near 0 land on the other side of the leaky ReLU's
+        # kink (slope 1 vs 0.2), which moves the gradients there by ~1e-4 of their largest entry.
+        for i, (ref, fast) in enumerate(zip(results["ref"], results["fast"])):
+            scale = ref.abs().max().item() * (1e-5 if i < 2 else 1e-3)
+            torch.testing.assert_close(fast, ref, atol=scale, rtol=1e-5, msg=spec.name)
 
 
 def test_synthesis_ref_and_fast_agree():

@@ -53,14 +53,28 @@ class FullyConnected(nn.Module):
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def conv3d(x: torch.Tensor, weight: torch.Tensor, padding=0) -> torch.Tensor:
-    """`F.conv3d` that runs channels-last on the CPU, where oneDNN's NDHWC kernels are 1.2-3x
-    faster than NCDHW ones for this project's shapes (benchmarks/README.md); the output stays
-    channels-last, which the elementwise ops that follow preserve.
+IMPLS = ("ref", "fast")
 
-    A 1x1x1 kernel (the skips and ToRGB) is a channel mix of every voxel: on the CPU it runs as
-    one matrix product over the channels-last voxels. PyTorch would send it to its slow
-    im2col path, which copies the input twice and took about 10% of the generator's time."""
+
+def check_impl(impl: str, op: str) -> None:
+    """Raise ValueError unless `impl` is "ref" or "fast" (the ops' speed switch)."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown {op} impl {impl!r}; choose one of {IMPLS}")
+
+
+def conv3d(x: torch.Tensor, weight: torch.Tensor, padding=0, impl: str = "fast") -> torch.Tensor:
+    """`F.conv3d(x, weight, padding=padding)`; `impl` says how (same values and gradients).
+
+    * `"ref"`: exactly that, on contiguous NCDHW tensors.
+    * `"fast"` (default): on the CPU it runs channels-last, where oneDNN's NDHWC kernels are
+      1.2-3x faster than NCDHW ones for this project's shapes (benchmarks/README.md); the output
+      stays channels-last, which the elementwise ops that follow preserve. A 1x1x1 kernel (the
+      skips and ToRGB) is a channel mix of every voxel: on the CPU it runs as one matrix
+      product over the channels-last voxels. PyTorch would send it to its slow im2col path,
+      which copies the input twice and took about 10% of the generator's time."""
+    check_impl(impl, "conv3d")
+    if impl == "ref":
+        return F.conv3d(x.contiguous(), weight.contiguous(), padding=padding)
     if x.device.type != "cpu":
         return F.conv3d(x, weight, padding=padding)
     x = x.contiguous(memory_format=torch.channels_last_3d)

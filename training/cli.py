@@ -8,7 +8,7 @@ import click
 
 from torch_utils import distributed
 from torch_utils.cli import CONTEXT_SETTINGS
-from training.config import TRAIN_PRESETS, resolve
+from training.config import TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
 
 EXAMPLES = """
 \b
@@ -73,7 +73,7 @@ COMMON_OPTIONS = [
     click.option("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)."),
     click.option(
         "--precision",
-        type=click.Choice(["float32", "bfloat16", "float16"]),
+        type=click.Choice(TRAIN_PRECISIONS),
         help="Autocast precision.",
     ),
     click.option("--workers", type=int, help="DataLoader worker processes per GPU/process."),

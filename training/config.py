@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from training.augment import parse_policy
 
+# Autocast precisions of a training step (docs/training.md#mixed-precision).
+TRAIN_PRECISIONS = ("float32", "bfloat16", "float16")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -70,7 +73,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.stage not in ("lres", "sres"):
             raise ValueError(f"stage must be 'lres' or 'sres', got {self.stage!r}")
-        if self.precision not in ("float32", "bfloat16", "float16"):
+        if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(
                 f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
             )

@@ -125,9 +125,9 @@ class GAN:
         Returns one line per network for the log."""
         ckpt = networks.open_checkpoint(path)
         sources = {
-            "G": self._pick(ckpt, self.G, ("G", "G_ema")),
-            "G_ema": self._pick(ckpt, self.G, ("G_ema", "G")),
-            "D": self._pick(ckpt, self.D, ("D",)),
+            "G": ckpt.find(self.G.kind, prefer=("G", "G_ema")),
+            "G_ema": ckpt.find(self.G.kind, prefer=("G_ema", "G")),
+            "D": ckpt.find(self.D.kind, prefer=("D",)),
         }
         if sources["G"] is None:
             held = ", ".join(f"{r} ({k})" for r, k in ckpt.kinds.items())
@@ -148,10 +148,6 @@ class GAN:
             if key == "augment_p":
                 lines.append(f"the file's ADA probability was {value:.4g}; ADA adapts anew from 0")
         return lines
-
-    @staticmethod
-    def _pick(ckpt, target: nn.Module, roles: tuple[str, ...]) -> str | None:
-        return next((r for r in roles if ckpt.kinds.get(r) == target.kind), None)
 
 
 def _check_same_config(loaded: nn.Module, target: nn.Module, what: str) -> None:

@@ -37,7 +37,7 @@ class SuperResGAN(GAN):
         return lr[:, :, self.context : lr.shape[2] - self.context]
 
     def generate(self, lr_aug: torch.Tensor, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
-        z = torch.randn(lr_aug.shape[0], self.G.cfg.z_dim, generator=self.gen).to(self.device)
+        z = torch.randn(lr_aug.shape[0], self.G.z_dim, generator=self.gen).to(self.device)
         return self.G(lr_aug, z=z, magnitude_ema_beta=magnitude_ema_beta, precision=self.precision)
 
     def run_D(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -125,7 +125,7 @@ class SuperResGAN(GAN):
             clips.append(lres.read_frames(i, 0, min(frames, lres.num_frames[i])))
         length = min(c.shape[1] for c in clips)
         lr = torch.stack([c[:, :length] for c in clips])
-        return lr, torch.randn(lr.shape[0], self.G.cfg.z_dim, generator=gen)
+        return lr, torch.randn(lr.shape[0], self.G.z_dim, generator=gen)
 
     @torch.no_grad()
     def sample(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -159,7 +159,7 @@ def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
         cfg.data,
         (g_cfg.lr_height, g_cfg.lr_width),
         (g_cfg.hr_height, g_cfg.hr_width),
-        cfg.seq_length + G.cfg.window - 1,
+        cfg.seq_length + 2 * G.context,
         x_flip=cfg.x_flip,
         seed=cfg.seed,
     )
