@@ -4,7 +4,6 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +26,11 @@ from torch_utils.cli import (
     CONTEXT_SETTINGS,
     FRAMES_HELP,
     DeprecatedArgument,
+    flags_in,
+    is_quiet,
     output_path,
     parse_res_option,
+    quiet_option,
     with_deprecation_notes,
 )
 
@@ -43,15 +45,14 @@ FLAGS = {
 
 def _usage_error(error: ValueError) -> click.ClickException:
     """A library ValueError as a one-line CLI error, its `parameter` names turned into flags."""
-    flag = lambda m: FLAGS.get(m[1], "--" + m[1].replace("_", "-"))  # noqa: E731
-    return click.ClickException(re.sub(r"`(\w+)`", flag, str(error)))
+    return click.ClickException(flags_in(str(error), FLAGS))
 
 
 def _write(dst, resolutions, sources, num_partitions, partition, workers) -> None:
     """`writer.write_partition`, its errors as CLI errors and its summary echoed."""
     try:
         summary = writer.write_partition(
-            dst, resolutions, sources, num_partitions, partition, workers
+            dst, resolutions, sources, num_partitions, partition, workers, progress=not is_quiet()
         )
     except ValueError as e:
         raise _usage_error(e) from None
@@ -148,6 +149,7 @@ def _writing_options(fn: Callable) -> Callable:
             show_default=True,
             help="Threads for resizing and JPEG encoding.",
         ),
+        quiet_option,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -312,6 +314,7 @@ def synthetic(
 @main.command("curate")
 @click.argument("src")
 @click.argument("legacy_out", required=False, cls=DeprecatedArgument)
+@quiet_option
 @click.option(
     "--out",
     "out",
@@ -488,7 +491,10 @@ def _open_cache(folder: str | Path) -> curation.AnalysisCache:
 
 
 def _progress(desc: str):
-    return lambda items, total: tqdm.tqdm(items, total=total, desc=desc, unit="video")
+    quiet = is_quiet()
+    return lambda items, total: tqdm.tqdm(
+        items, total=total, desc=desc, unit="video", disable=quiet
+    )
 
 
 def _echo_curation(result: manifests.Curation, num_videos: int, decoded: int, out: Path) -> None:

@@ -149,6 +149,7 @@ def write_partition(
     partition: int,
     workers: int,
     warn: Callable[[str], None] = _warn,
+    progress: bool = True,
 ) -> WriteSummary:
     """Write shard `partition_<partition>` of `dst` at every resolution in one pass
     (docs/datasets.md#sharding).
@@ -168,7 +169,7 @@ def write_partition(
     summary = WriteSummary(0, 0, 0, list(paths.values()))
     with ExitStack() as stack:
         writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
-        for source in tqdm.tqdm(sources, desc=shard_name, unit="video"):
+        for source in tqdm.tqdm(sources, desc=shard_name, unit="video", disable=not progress):
             encoded = _ordered_map(
                 lambda item: (item[0], encode_frame(item[1], resolutions)), source.frames(), workers
             )

@@ -27,7 +27,7 @@ from generation.pipeline import (
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.contract import check_chain
-from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP
+from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in
 from torch_utils.frames import Mp4Writer, display_factor, make_grid, nearest_upscale
 from torch_utils.misc import PRECISIONS, atomic_path, choose_device
 
@@ -526,7 +526,7 @@ def _click_errors(*types: type[Exception]) -> Iterator[None]:
     try:
         yield
     except types as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(flags_in(str(e))) from None
 
 
 if __name__ == "__main__":

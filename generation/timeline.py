@@ -81,15 +81,15 @@ class Timeline:
         if self.loop is not None:
             if self.loop.period < time_factor or self.loop.period % time_factor:
                 raise ValueError(
-                    f"--loop must be a positive multiple of {time_factor} frames (the generator is "
+                    f"`loop` must be a positive multiple of {time_factor} frames (the generator is "
                     f"shift-equivariant only by multiples of {time_factor}), got {self.loop.period}"
                 )
             if self.loop.mode not in ("blend", "noise"):
                 raise ValueError(f"unknown loop mode {self.loop.mode!r}; use blend or noise")
             if self.transition is not None:
-                raise ValueError("--loop and --transition-to cannot be combined")
+                raise ValueError("`loop` and `transition_to` cannot be combined")
         if self.transition is not None and self.transition.over < 0:
-            raise ValueError(f"--over must be >= 0 frames, got {self.transition.over}")
+            raise ValueError(f"`over` must be >= 0 frames, got {self.transition.over}")
 
     def transition_angle(self, positions: torch.Tensor) -> torch.Tensor | None:
         """theta(g) in [0, pi/2] (float64) for a transition, None without one."""

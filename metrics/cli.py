@@ -8,7 +8,13 @@ import click
 
 from metrics import registry
 from metrics.weights import WeightsError, find_i3d, i3d_how_to
-from torch_utils.cli import CONTEXT_SETTINGS, deprecated, parse_res_option, with_deprecation_notes
+from torch_utils.cli import (
+    CONTEXT_SETTINGS,
+    deprecated,
+    flags_in,
+    parse_res_option,
+    with_deprecation_notes,
+)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -186,7 +192,7 @@ def calc(metric_names, data, lres, sres, videos, res, lr_res, num_runs, seed, re
     except (ValueError, FileNotFoundError) as e:
         # MetricError, WeightsError, CheckpointError and the dataset readers' errors are
         # ValueErrors whose message names the problem and its fix.
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(flags_in(str(e))) from None
 
 
 def _check_metrics(metric_names, detector_path, allow_random_detector) -> None:
@@ -234,7 +240,7 @@ def detector(detector_path) -> None:
     try:
         found = find_i3d(detector_path)
     except WeightsError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(flags_in(str(e))) from None
     if found is None:
         raise click.ClickException(i3d_how_to())
     for key, value in found.describe().items():

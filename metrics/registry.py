@@ -405,7 +405,7 @@ def context_from_paths(
     elif res not in present:
         raise MetricError(
             f"{data} has no {res[0]}x{res[1]} folder (it has "
-            f"{', '.join(f'{h}x{w}' for h, w in present)}); choose one with --res"
+            f"{', '.join(f'{h}x{w}' for h, w in present)}); choose one with `res`"
         )
     return MetricContext(data, res, sampler, generated, device, **options)
 
@@ -418,9 +418,9 @@ def _check_setup(data: Path, present: list, lres, sres, videos) -> None:
             "make a dataset with lvg-dataset"
         )
     if (videos is not None) == (lres is not None or sres is not None):
-        raise MetricError("give either --videos, or --lres and/or --sres (generated clips)")
+        raise MetricError("give either `videos`, or `lres` and/or `sres` (generated clips)")
     if sres is not None and lres is None and not present:
-        raise MetricError("--sres alone needs --data to be a dataset (it reads low-res clips)")
+        raise MetricError("`sres` alone needs `data` to be a dataset (it reads low-res clips)")
 
 
 def _generator_sampler(data: Path, lres, sres, resolution, lr_resolution, device, seed: int):

@@ -124,7 +124,11 @@ EXPECTED = {
                "lvg-metrics calc"],
     "--device": ["lvg-generate", "lvg-train lres", "lvg-train sres", "lvg-metrics calc"],
     "--precision": ["lvg-generate", "lvg-train lres", "lvg-train sres"],
-    "--quiet": ["lvg-generate", "lvg-metrics calc"],
+    "--quiet": [
+        "lvg-dataset from-videos", "lvg-dataset from-frames", "lvg-dataset synthetic",
+        "lvg-dataset curate", "lvg-generate", "lvg-train lres", "lvg-train sres",
+        "lvg-metrics calc",
+    ],
 }  # fmt: skip
 
 # Spellings of these concepts that no command shows (old ones survive only as hidden aliases).
@@ -286,3 +290,27 @@ def test_metrics_path_is_deprecated(tmp_path, monkeypatch):
     both = invoke("lvg-metrics calc", *base, "--out", tmp_path / "a", "--path", tmp_path / "b")
     assert both.exit_code == 2 and "give --out only" in both.output
     assert "--path" not in invoke("lvg-metrics calc", "-h").output
+
+
+def test_quiet_drops_the_progress_bars(tmp_path):
+    args = ["synthetic", "--videos", "1", "--frames", "4", "--res", "18x32"]
+    loud = CliRunner().invoke(datasets.cli.main, [*args, "--outdir", str(tmp_path / "a")])
+    quiet = CliRunner().invoke(
+        datasets.cli.main, [*args, "--outdir", str(tmp_path / "b"), "--quiet"]
+    )
+    assert loud.exit_code == quiet.exit_code == 0, (loud.output, quiet.output)
+    assert "video/s" in loud.stderr and "video/s" not in quiet.stderr
+    assert "1 videos written" in quiet.output  # the summary is still printed
+
+
+def test_train_quiet_drops_the_tick_lines(synth, tmp_path):
+    from training.cli import main as train_main
+
+    args = ["lres", "--data", str(synth), "--preset", "tiny", "--batch", "2", "--steps", "1"]
+    args += ["--tick", "1", "--device", "cpu", "--workers", "0"]
+    loud = CliRunner().invoke(train_main, [*args, "--outdir", str(tmp_path / "a")])
+    quiet = CliRunner().invoke(train_main, [*args, "--outdir", str(tmp_path / "b"), "--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0, (loud.output, quiet.output)
+    assert "step 1 | tick 1" in loud.output and "tick 1" not in quiet.output
+    assert "done; newest snapshot" in quiet.output
+    assert (tmp_path / "b" / "stats.jsonl").read_text().count("\n") == 1  # still logged

@@ -4,6 +4,7 @@ notes of old spellings (docs/architecture.md)."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 
 import click
@@ -67,3 +68,31 @@ def output_path(new_flag: str, new_value, old_name: str, old_value):
     if new_value is None:
         raise click.UsageError(f"Missing option '{new_flag}'.")
     return new_value
+
+
+def _store_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta["lvg.quiet"] = bool(value)
+
+
+quiet_option = click.option(
+    "--quiet",
+    is_flag=True,
+    expose_value=False,
+    callback=_store_quiet,
+    help="No progress bars or per-tick status lines (results and errors are still printed).",
+)
+"""`--quiet` for commands whose callbacks do not take it as a parameter; read with `is_quiet`."""
+
+
+def is_quiet() -> bool:
+    """Whether the running command was given `--quiet` (via `quiet_option`)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("lvg.quiet"))
+
+
+def flags_in(message: str, flags: dict[str, str] | None = None) -> str:
+    """A library message for the command line: each backticked parameter name becomes its flag
+    (`grad_accum` -> --grad-accum, or as `flags` says). Library code names parameters; only the
+    CLIs speak of flags."""
+    flags = flags or {}
+    return re.sub(r"`(\w+)`", lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")), message)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from torch_utils import distributed
-from torch_utils.cli import CONTEXT_SETTINGS
+from torch_utils.cli import CONTEXT_SETTINGS, flags_in, is_quiet, quiet_option
 from training.config import TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
 
 EXAMPLES = """
@@ -98,6 +98,7 @@ COMMON_OPTIONS = [
         help="Fine-tune: start from the networks in this file (an original G_ema or "
         "training pickle, a snapshot or a training state); optimisers start fresh.",
     ),
+    quiet_option,
 ]
 
 
@@ -144,10 +145,13 @@ def _run(stage: str, resume: Path | None, **options) -> None:
     try:
         cfg = resolve(stage, **options)
         snapshot = train(
-            cfg, resume=resume, echo=click.echo if distributed.rank() == 0 else (lambda s: None)
+            cfg,
+            resume=resume,
+            echo=click.echo if distributed.rank() == 0 else (lambda s: None),
+            progress=not is_quiet(),
         )
     except (TrainingError, ValueError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(flags_in(str(e))) from None
     finally:
         distributed.shutdown()
     if distributed.rank() == 0 and snapshot is not None:

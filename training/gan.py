@@ -131,7 +131,7 @@ class GAN:
         }
         if sources["G"] is None:
             held = ", ".join(f"{r} ({k})" for r, k in ckpt.kinds.items())
-            raise ValueError(f"--init {path} holds {held}, but this stage trains a {self.G.kind}")
+            raise ValueError(f"`init` {path} holds {held}, but this stage trains a {self.G.kind}")
         loaded, lines = {}, []
         for name, role in sources.items():
             target = self.modules()[name]
@@ -140,7 +140,7 @@ class GAN:
                 continue
             if role not in loaded:
                 loaded[role] = ckpt.network(role)
-            _check_same_config(loaded[role], target, f"--init {path} ({role})")
+            _check_same_config(loaded[role], target, f"`init` {path} ({role})")
             with torch.no_grad():
                 target.load_state_dict(loaded[role].state_dict())
             lines.append(f"{name}: from {ckpt.format} {path} ({role})")
@@ -158,5 +158,5 @@ def _check_same_config(loaded: nn.Module, target: nn.Module, what: str) -> None:
             raise ValueError(
                 f"{what}: its {loaded.kind} has {field.name}={theirs!r}, but this run builds "
                 f"{field.name}={ours!r}; choose the preset the model was trained with "
-                "(e.g. --preset paper for the original models)"
+                "(e.g. `preset` paper for the original models)"
             )

@@ -64,7 +64,7 @@ def _check_config(outdir: Path, cfg: TrainConfig) -> None:
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
             raise TrainingError(
-                f"{outdir} holds a run with different settings ({details}); resume it with the same settings or use a new --outdir"
+                f"{outdir} holds a run with different settings ({details}); resume it with the same settings or use a new `outdir`"
             )
     write_atomic(path, json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
@@ -147,9 +147,13 @@ class _Parts:
 
 
 def train(
-    cfg: TrainConfig, resume: str | Path | None = None, echo: Callable[[str], None] = print
+    cfg: TrainConfig,
+    resume: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> Path:
-    """Train (or resume) one stage; returns the newest snapshot path."""
+    """Train (or resume) one stage; returns the newest snapshot path. `progress=False` drops
+    the per-tick status lines (stats.jsonl and TensorBoard still get every tick)."""
     run = _setup(cfg, echo)
     gen = torch.Generator().manual_seed(cfg.seed * run.world + run.rank)
     gan, dataset = build_stage(cfg, run.device, gen)
@@ -163,7 +167,7 @@ def train(
         dataset, gan.batch_per_rank, cfg.seed, run.rank, run.world, run.device, cfg.workers,
         start=position,
     )  # fmt: skip
-    log = RunLog(run.outdir, run.rank == 0, echo)
+    log = RunLog(run.outdir, run.rank == 0, echo if progress else (lambda s: None))
     sample_noise = gan.sample_inputs(torch.Generator().manual_seed(cfg.seed + 1))
     try:
         _tick_loop(run, _Parts(gan, data, gen, log, sample_noise), step, state_file)
@@ -181,7 +185,7 @@ def _setup(cfg: TrainConfig, echo: Callable[[str], None]) -> _Run:
     rank, world = distributed.rank(), distributed.world_size()
     if cfg.batch % (cfg.grad_accum * world):
         raise TrainingError(
-            f"batch {cfg.batch} is not divisible by grad_accum x processes = {cfg.grad_accum} x {world}; change --batch or --grad-accum"
+            f"`batch` {cfg.batch} is not divisible by `grad_accum` x processes = {cfg.grad_accum} x {world}; change `batch` or `grad_accum`"
         )
     outdir = Path(cfg.outdir)
     if rank == 0:
@@ -225,7 +229,7 @@ def _restore(run: _Run, gan, gen: torch.Generator, state_file: Path | None) -> t
     if run.rank == 0:
         echo(f"resuming from {state_file} at step {step}")
         if cfg.init:
-            echo(f"note: --init {cfg.init} only starts a run; this one resumes")
+            echo(f"note: the run resumes, so {cfg.init} is not loaded (init only starts a run)")
     return step, position
 
 
@@ -254,7 +258,7 @@ def _nan_streak(run: _Run, stats: dict, streak: int, step: int, last_state: Path
     if streak >= run.cfg.nan_patience:
         raise TrainingError(
             f"the losses were not finite for {streak} consecutive steps (step {step}); stopping. "
-            f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or --gamma and resume"
+            f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or `gamma` and resume"
         )
     return streak
 
