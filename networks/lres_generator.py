@@ -445,15 +445,23 @@ class LowResGenerator(nn.Module):
         magnitude_ema_beta: float = 1.0,
         impl: str = "fast",
     ) -> torch.Tensor:
+        noise = self.draw_noise(batch, num_frames, generator)
+        return self.from_noise(noise, num_frames, magnitude_ema_beta, impl)
+
+    def draw_noise(
+        self, batch: int, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """i.i.d. N(0, 1) raw noise `[batch, 8, noise_length(T)]` for `from_noise`, drawn on the
+        generator's device (this network's when None) and returned on this network's device."""
         device = self.spatial_const.device
         noise = torch.randn(
             batch,
             self.cfg.noise.noise_channels,
             self.cfg.noise_length(num_frames),
             generator=generator,
-            device=device,
+            device=device if generator is None else generator.device,
         )
-        return self.from_noise(noise, num_frames, magnitude_ema_beta, impl)
+        return noise.to(device)
 
     def random_clips(
         self,
@@ -469,15 +477,8 @@ class LowResGenerator(nn.Module):
         then the offsets, are drawn from `generator` (on its device; the default generator on
         this network's device when None); margin 0 keeps the first T frames."""
         margin = self.shift_period if margin is None else margin
-        device = self.spatial_const.device
-        noise = torch.randn(
-            batch,
-            self.cfg.noise.noise_channels,
-            self.cfg.noise_length(num_frames + margin),
-            generator=generator,
-            device=device if generator is None else generator.device,
-        )
-        video = self.from_noise(noise.to(device), num_frames + margin, magnitude_ema_beta)
+        noise = self.draw_noise(batch, num_frames + margin, generator)
+        video = self.from_noise(noise, num_frames + margin, magnitude_ema_beta)
         return random_windows(video, num_frames, generator)
 
 

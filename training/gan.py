@@ -20,6 +20,14 @@ from training.config import TrainConfig
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def in_sync(device: torch.device, *nets: nn.Module) -> tuple[nn.Module, ...]:
+    """The stage's freshly built networks on `device`, with every process holding rank 0's
+    weights (docs/training.md#initialisation-and-seeds)."""
+    for net in nets:
+        distributed.broadcast_module(net.to(device))
+    return nets
+
+
 def d_stats(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """(fake score, real score, logistic D loss) of one chunk, detached."""
     loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()

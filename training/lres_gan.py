@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from networks.lres_generator import LowResGenerator
 from training.augment import augment_video
-from training.gan import GAN, d_stats
+from training.gan import GAN, d_stats, in_sync
 
 
 class LowResGAN(GAN):
@@ -84,13 +84,7 @@ class LowResGAN(GAN):
 
     def sample_inputs(self, gen: torch.Generator) -> torch.Tensor:
         """Fixed noise for the run's sample videos (the same at every tick)."""
-        cfg = self.G.cfg
-        return torch.randn(
-            self.cfg.sample_videos,
-            cfg.noise.noise_channels,
-            cfg.noise_length(self.cfg.sample_frames),
-            generator=gen,
-        )
+        return self.G.draw_noise(self.cfg.sample_videos, self.cfg.sample_frames, gen)
 
     @torch.no_grad()
     def sample(self, noise: torch.Tensor) -> torch.Tensor:
@@ -102,7 +96,6 @@ def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
     """The low-resolution stage's GAN and its dataset (`training.loop.build_stage`)."""
     from datasets.shards import VideoDataset
     from networks.lres_discriminator import LowResDiscriminator
-    from torch_utils import distributed
 
     g_cfg = preset.lres_generator
     d_cfg = dataclasses.replace(
@@ -111,9 +104,7 @@ def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
         width=g_cfg.width,
         seq_length=cfg.seq_length,
     )
-    G, D = LowResGenerator(g_cfg).to(device), LowResDiscriminator(d_cfg).to(device)
-    for net in (G, D):
-        distributed.broadcast_module(net)
+    G, D = in_sync(device, LowResGenerator(g_cfg), LowResDiscriminator(d_cfg))
     dataset = VideoDataset(
         cfg.data, (g_cfg.height, g_cfg.width), cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed
     )

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
-from training.gan import GAN, d_stats
+from training.gan import GAN, d_stats, in_sync
 
 
 class SuperResGAN(GAN):
@@ -141,7 +141,6 @@ def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
     from datasets.shards import VideoDatasetTwoRes
     from networks.sres_discriminator import SuperResDiscriminator
     from networks.sres_generator import SuperResGenerator
-    from torch_utils import distributed
 
     g_cfg = preset.sres_generator
     d_cfg = dataclasses.replace(
@@ -152,9 +151,7 @@ def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
         hr_height=g_cfg.hr_height,
         hr_width=g_cfg.hr_width,
     )
-    G, D = SuperResGenerator(g_cfg).to(device), SuperResDiscriminator(d_cfg).to(device)
-    for net in (G, D):
-        distributed.broadcast_module(net)
+    G, D = in_sync(device, SuperResGenerator(g_cfg), SuperResDiscriminator(d_cfg))
     dataset = VideoDatasetTwoRes(
         cfg.data,
         (g_cfg.lr_height, g_cfg.lr_width),
