@@ -27,6 +27,7 @@ from torch_utils.cli import (
     FRAMES_HELP,
     DeprecatedArgument,
     flags_in,
+    interrupt_on_sigterm,
     is_quiet,
     output_path,
     parse_res_option,
@@ -108,6 +109,7 @@ def main() -> None:
       lvg-dataset curate ~/footage --out ~/footage.json --report ~/footage.html
       lvg-dataset info ~/data/horses
     """
+    interrupt_on_sigterm()
 
 
 def _writing_options(fn: Callable) -> Callable:

@@ -27,7 +27,7 @@ from generation.pipeline import (
 from generation.timeline import Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.contract import check_chain
-from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in
+from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in, interrupt_on_sigterm
 from torch_utils.frames import Mp4Writer, display_factor, make_grid, nearest_upscale
 from torch_utils.misc import PRECISIONS, atomic_path, choose_device
 
@@ -490,6 +490,7 @@ def main(
 ) -> None:
     """Generate videos with a LongVideoGAN low-res generator (and optionally its
     super-resolution network), streamed to H.264 mp4 files."""
+    interrupt_on_sigterm()
     given_lres, seeds = options.pop("lres_path"), options.pop("seeds")
     with _click_errors(ValueError):
         lres_path, sres_path = choose_models(given_lres, options.pop("sres_path"))

@@ -12,6 +12,7 @@ from torch_utils.cli import (
     CONTEXT_SETTINGS,
     deprecated,
     flags_in,
+    interrupt_on_sigterm,
     parse_res_option,
     with_deprecation_notes,
 )
@@ -38,6 +39,7 @@ def main() -> None:
       # Which I3D weights would be used
       lvg-metrics detector
     """
+    interrupt_on_sigterm()
 
 
 @main.command("calc")

@@ -11,6 +11,7 @@ from torch_utils.cli import (
     CONTEXT_SETTINGS,
     DeprecatedArgument,
     deprecated,
+    interrupt_on_sigterm,
     output_path,
     parse_res_option,
     with_deprecation_notes,
@@ -30,6 +31,7 @@ def main():
       # What a file holds (networks and kinds; the ADA probability of a training pickle):
       lvg-convert info ckpt-00100000-train.pkl
     """
+    interrupt_on_sigterm()
 
 
 def _open(src: Path, res: tuple[int, int] | None = None):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+import signal
+import threading
 from collections.abc import Callable
 
 import click
@@ -96,3 +98,15 @@ def flags_in(message: str, flags: dict[str, str] | None = None) -> str:
     CLIs speak of flags."""
     flags = flags or {}
     return re.sub(r"`(\w+)`", lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")), message)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (`kill`, a cluster scheduler, torchrun stopping its workers) like Ctrl-C:
+    a `KeyboardInterrupt`, so every writer discards its temp file and nothing half-written is
+    left. Called first by each CLI; a no-op outside the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)

@@ -132,6 +132,7 @@ class AtomicTarget:
         self.path = Path(path)
         prefix = "." if hidden else ""
         self.tmp = self.path.with_name(f"{prefix}{self.path.name}.tmp-{os.getpid()}")
+        remove_stale_temps(self.path)
 
     def commit(self) -> Path:
         """fsync the temp file and rename it to `path`; returns `path`."""
@@ -143,6 +144,34 @@ class AtomicTarget:
     def discard(self) -> None:
         """Delete the temp file (if any); safe to call twice and after `commit()`."""
         self.tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process (or a number we cannot test): leave its file alone
+    return True
+
+
+def remove_stale_temps(path: Union[str, os.PathLike]) -> list[Path]:
+    """Delete the temp files that killed writers of `path` left behind (`[.]<name>.tmp-<pid>`
+    whose process no longer runs; a SIGKILL cannot be caught, so the next writer of the same
+    output cleans up). Temp files of live processes are kept. Returns the deleted paths."""
+    path = Path(path)
+    removed = []
+    pattern = re.compile(rf"\.?{re.escape(path.name)}\.tmp-(\d+)")
+    with contextlib.suppress(OSError):
+        for candidate in path.parent.iterdir():
+            match = pattern.fullmatch(candidate.name)
+            pid = int(match[1]) if match else None
+            if pid is not None and pid != os.getpid() and not _process_alive(pid):
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
+                    removed.append(candidate)
+    return removed
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from torch_utils import distributed
-from torch_utils.cli import CONTEXT_SETTINGS, flags_in, is_quiet, quiet_option
+from torch_utils.cli import CONTEXT_SETTINGS, flags_in, interrupt_on_sigterm, is_quiet, quiet_option
 from training.config import TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
 
 EXAMPLES = """
@@ -34,6 +34,7 @@ Examples:
 def main():
     """Train LongVideoGAN: `lres` on long low-resolution clips, `sres` on short high-resolution
     clips. Presets carry the paper's settings; options override them."""
+    interrupt_on_sigterm()
 
 
 # The options of both stages, in --help order (click.option decorators make a new Option each
