@@ -14,7 +14,7 @@ setup(
     ),
     package_data={"generation": ["demo/*.safetensors", "demo/*.md"]},
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.6",  # torch.load(weights_only=True) runs no code only from 2.6 (CVE-2025-32434)
         "numpy>=1.22",
         "scipy>=1.8",
         "click>=8.0",

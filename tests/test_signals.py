@@ -69,3 +69,55 @@ def test_sigterm_is_an_interrupt(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def _start_dataset_writer(dst: Path) -> subprocess.Popen:
+    root = Path(__file__).resolve().parents[1]
+    args = ["synthetic", "--outdir", str(dst), "--videos", "40", "--frames", "400"]
+    return subprocess.Popen(
+        [sys.executable, "-c", "from datasets.cli import main; main()", *args, "--res", "36x64"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_temp(folder: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        temps = list(folder.glob("*/*.zip.tmp-*"))
+        if temps:
+            return temps[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no temp shard appeared (exit {proc.poll()})")
+
+
+def test_sigterm_during_dataset_writing_leaves_nothing(tmp_path):
+    dst = tmp_path / "ds"
+    proc = _start_dataset_writer(dst)
+    _wait_for_temp(dst, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert not list(dst.glob("*/*.zip*"))
+
+
+def test_sigkilled_dataset_temp_is_removed_by_the_next_run(tmp_path):
+    dst = tmp_path / "ds"
+    proc = _start_dataset_writer(dst)
+    temp = _wait_for_temp(dst, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert temp.exists()  # SIGKILL cannot be caught: the temp file stays behind ...
+    rerun = subprocess.run(
+        [sys.executable, "-c", "from datasets.cli import main; main()", "synthetic"]
+        + ["--outdir", str(dst), "--videos", "1", "--frames", "8", "--res", "36x64"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert not temp.exists()  # ... until the next run writing the same shard
+    assert [p.name for p in dst.glob("*/*")] == ["partition_0000.zip"]

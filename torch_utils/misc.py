@@ -81,14 +81,54 @@ def module_device(module: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class DeviceError(ValueError, RuntimeError):
+    """A device that this machine does not have; the message names the fix. A ValueError (bad
+    input) and, for callers written before it existed, a RuntimeError."""
+
+
 def choose_device(device: Union[str, torch.device, None] = None) -> torch.device:
-    """`None` or "auto": CUDA if available, else CPU; anything else is used as given."""
+    """`None` or "auto": CUDA if available, else CPU; otherwise "cpu", "cuda", "cuda:N" or "mps",
+    checked against this machine (DeviceError naming the fix)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but is not available; use --device cpu")
-    return device
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        chosen = None
+    if chosen is None or chosen.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unknown device {str(device)!r}; use --device cpu, cuda or cuda:N")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("mps (Apple GPU) was requested but is not available; use --device cpu")
+    if chosen.type != "cuda":
+        return chosen
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise DeviceError(
+            f"{device} was requested but this machine has no CUDA GPU (or torch was built "
+            "without CUDA); use --device cpu"
+        )
+    if chosen.index is not None and chosen.index >= count:
+        raise DeviceError(
+            f"{device} was requested but this machine has {count} GPU{'s' if count > 1 else ''} "
+            f"(cuda:0 .. cuda:{count - 1}); use --device cuda:{count - 1} or lower"
+        )
+    return chosen
+
+
+MIN_SAFE_TORCH = (2, 6)
+
+
+def load_tensors(file) -> object:
+    """`torch.load` of a file or file object with `weights_only=True` onto the CPU: tensors and
+    plain containers only, no code run. Only torch >= 2.6 guarantees that (CVE-2025-32434), so
+    older versions are refused rather than trusted."""
+    version = tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2])
+    if version < MIN_SAFE_TORCH:
+        raise RuntimeError(
+            f"torch {torch.__version__} can run code while loading a checkpoint (CVE-2025-32434); "
+            "upgrade: pip install 'torch>=2.6'"
+        )
+    return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def seed_everything(seed: int) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torch_utils.misc import atomic_path
+from torch_utils.misc import atomic_path, load_tensors
 
 STATE_PATTERN = re.compile(r"state-(\d{8})\.pt")
 
@@ -81,7 +81,7 @@ def save_state(path: Path, state: dict, keep: int) -> Path:
 def load_state(path: Path) -> dict:
     """Read a state (tensors and plain data only: `weights_only`, no code runs)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_tensors(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"no training state at {path}") from None
     except Exception as e:  # truncated or foreign file
