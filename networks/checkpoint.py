@@ -6,7 +6,10 @@ buffers; its metadata holds `format` ("longvideogan"), `format_version`, the net
 nothing in the file is ever executed (unlike pickles).
 
 `load` is the one loader of every entry point: it also reads the original project's pickles
-(through the restricted importer of `networks.official`) and `lvg-train`'s training states.
+(through the restricted importer of `networks.official`) and `lvg-train`'s training states. In
+every format the config is checked field by field and the tensor shapes against it before a
+network is built (`networks.validate`,
+docs/checkpoints.md#what-is-checked-before-a-file-is-trusted).
 
     networks.save(G, "lres.safetensors")
     G = networks.load("lres.safetensors", kind="lres_generator")
@@ -17,8 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from torch_utils.misc import atomic_path
+from networks.validate import ValidationError, check_config, check_shapes, expected_shapes
+from torch_utils.misc import atomic_path, load_tensors
 
 FORMAT = "longvideogan"
 FORMAT_VERSION = 1
@@ -61,34 +63,51 @@ def config_to_dict(cfg) -> dict:
 
 
 def config_from_dict(cls, data: dict):
-    """Rebuild a (possibly nested) config dataclass; tuples and nested configs restored from
-    their JSON lists and objects. Unknown fields are an error (a newer config)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
+    """Rebuild a (possibly nested) config dataclass from its JSON object, every field checked
+    for type and range first (docs/checkpoints.md#what-is-checked-before-a-file-is-trusted).
+    Unknown fields are an error (a newer config)."""
+    try:
+        return check_config(cls, data)
+    except ValidationError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _checked_network(path: Path, where: str, kind: object, config: object) -> tuple[type, object]:
+    """The network class and checked config of a file's `kind` and `config` (JSON text), before
+    anything is built; one line naming the file and the field otherwise."""
+    registry = _registry()
+    if not isinstance(kind, str) or kind not in registry:
+        known = ", ".join(registry)
         raise CheckpointError(
-            f"{cls.__name__} has no fields {unknown}; was the file written by a newer version?"
+            f"{path}: {where}unknown network kind {kind!r} (known: {known}); "
+            "the file is damaged or was edited"
         )
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value)
-    return cls(**kwargs)
+    if not isinstance(config, str):
+        raise CheckpointError(
+            f"{path}: {where}the network config is missing or not JSON text; "
+            "the file is damaged or was edited"
+        )
+    net_cls, cfg_cls = registry[kind]
+    try:
+        data = json.loads(config)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, too long numbers, too deep
+        raise CheckpointError(
+            f"{path}: {where}the config is not valid JSON ({e}); the file is damaged or was edited"
+        ) from None
+    try:
+        return net_cls, check_config(cfg_cls, data)
+    except ValidationError as e:
+        raise CheckpointError(f"{path}: {where}{e}; the file is damaged or was edited") from None
 
 
-def _coerce(hint, value):
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return config_from_dict(hint, value)
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if arg is not type(None):
-                return _coerce(arg, value) if value is not None else None
-    if origin is tuple and isinstance(value, list):
-        args = typing.get_args(hint)
-        inner = args[0] if args else None
-        return tuple(_coerce(inner, v) for v in value) if inner else tuple(value)
-    return value
+def _check_tensor_shapes(
+    path: Path, where: str, net_cls: type, cfg, found: dict[str, tuple[int, ...]]
+) -> None:
+    """The file's tensor shapes against those `cfg` implies (derived on the meta device)."""
+    try:
+        check_shapes(found, expected_shapes(net_cls, cfg), net_cls.kind)
+    except ValidationError as e:
+        raise CheckpointError(f"{path}: {where}{e}; the file is damaged or was edited") from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,7 +154,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             f"{path} is not a LongVideoGAN checkpoint (no '{FORMAT}' metadata); "
             "give a .safetensors of this project, an original .pkl or a training state"
         )
-    version = int(meta.get("format_version", "0"))
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise CheckpointError(
+            f"{path}: metadata 'format_version' = {meta['format_version']!r} is not an integer; "
+            "the file is damaged or was edited"
+        ) from None
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {version}, newer than this code's {FORMAT_VERSION}; upgrade longvideogan"
@@ -143,16 +168,20 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return meta
 
 
-def _load_safetensors(path: Path, meta: dict[str, str]) -> nn.Module:
-    registry = _registry()
-    if meta.get("kind") not in registry:
-        raise CheckpointError(f"{path} holds an unknown network kind {meta.get('kind')!r}")
-    net_cls, cfg_cls = registry[meta["kind"]]
-    net = net_cls(config_from_dict(cfg_cls, json.loads(meta["config"])))
+def _load_safetensors(path: Path, net_cls: type, cfg) -> nn.Module:
+    try:
+        with safe_open(str(path), framework="pt") as f:  # the header only: no tensor is read
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({e}); re-create or re-download it"
+        ) from e
+    _check_tensor_shapes(path, "", net_cls, cfg, shapes)
+    net = net_cls(cfg)
     try:
         with safe_open(str(path), framework="pt") as f:
             state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as e:
         raise CheckpointError(
             f"{path} is truncated or corrupt ({e}); re-create or re-download it"
         ) from e
@@ -239,9 +268,20 @@ def open_checkpoint(path: str | Path, res: tuple[int, int] | None = None) -> Che
     ):
         return _open_original(path, res)
     meta = read_metadata(path)
-    role = meta.get("role") or ("D" if meta.get("kind", "").endswith("discriminator") else "G_ema")
+    for key in ("kind", "config"):
+        if key not in meta:
+            raise CheckpointError(
+                f"{path}: metadata '{key}' is missing; the file is damaged or was edited"
+            )
+    net_cls, cfg = _checked_network(path, "", meta["kind"], meta["config"])
+    role = meta.get("role") or ("D" if meta["kind"].endswith("discriminator") else "G_ema")
+    if role not in ROLES:
+        raise CheckpointError(
+            f"{path}: metadata 'role' = {role!r} is none of {', '.join(ROLES)}; "
+            "the file is damaged or was edited"
+        )
     return Checkpoint(
-        path, "safetensors", {role: meta.get("kind", "?")}, lambda _: _load_safetensors(path, meta)
+        path, "safetensors", {role: meta["kind"]}, lambda _: _load_safetensors(path, net_cls, cfg)
     )
 
 
@@ -291,7 +331,7 @@ def _open_original(path: Path, res: tuple[int, int] | None) -> Checkpoint:
 
 def _open_training_state(path: Path) -> Checkpoint:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path)
     except Exception as e:  # truncated or foreign zip
         raise CheckpointError(
             f"{path} is not a readable training state ({type(e).__name__}: {e})"
@@ -302,19 +342,37 @@ def _open_training_state(path: Path) -> Checkpoint:
             f"{path} is not a training state that names its networks (older lvg-train "
             "versions did not); load one of the run's snapshots instead"
         )
-    registry = _registry()
+    checked = {}
+    for role in ROLES:
+        if role not in records:
+            continue
+        record, module = records[role], state["modules"].get(role)
+        if not isinstance(record, dict):
+            raise CheckpointError(
+                f"{path}: {role}: the network record is a {type(record).__name__}, not a dict; "
+                "the file is damaged or was edited"
+            )
+        if not isinstance(module, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in module.items()
+        ):
+            raise CheckpointError(
+                f"{path}: {role}: the state dict is missing or holds something other than "
+                "named tensors; the file is damaged or was edited"
+            )
+        checked[role] = _checked_network(
+            path, f"{role}: ", record.get("kind"), record.get("config")
+        )
+    if not checked:
+        raise CheckpointError(f"{path} is a training state without networks G, D or G_ema")
 
     def build(role: str) -> nn.Module:
-        record = records[role]
-        if record.get("kind") not in registry:
-            raise CheckpointError(
-                f"{path}: {role} has an unknown network kind {record.get('kind')!r}"
-            )
-        net_cls, cfg_cls = registry[record["kind"]]
-        net = net_cls(config_from_dict(cfg_cls, json.loads(record["config"])))
-        return _with_state(net, state["modules"][role], path)
+        net_cls, cfg = checked[role]
+        module = state["modules"][role]
+        shapes = {k: tuple(v.shape) for k, v in module.items()}
+        _check_tensor_shapes(path, f"{role}: ", net_cls, cfg, shapes)
+        return _with_state(net_cls(cfg), module, path)
 
-    kinds = {role: records[role]["kind"] for role in ROLES if role in records}
+    kinds = {role: net_cls.kind for role, (net_cls, _) in checked.items()}
     info = {"step": state.get("step")}
     return Checkpoint(path, "training state", kinds, build, info)
 

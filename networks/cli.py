@@ -111,14 +111,15 @@ def official(
 def info(src: Path):
     """List the networks in SRC (any format this project reads) and their kinds."""
     ckpt = _open(src)
-    click.echo(f"{src}: {ckpt.format}")
+    lines = [f"{src}: {ckpt.format}"]  # printed once every network has loaded: else one error line
     for role in ckpt.kinds:
         try:
             net = ckpt.network(role)
         except CheckpointError as e:
             raise click.ClickException(str(e)) from None
         params = sum(p.numel() for p in net.parameters())
-        click.echo(f"  {role}: {net.kind}, {params:,} parameters")
+        lines.append(f"  {role}: {net.kind}, {params:,} parameters")
+    click.echo("\n".join(lines))
     for key, value in ckpt.info.items():
         click.echo(f"  {key}: {value:.6g}" if isinstance(value, float) else f"  {key}: {value}")
 

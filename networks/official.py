@@ -39,6 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from networks.validate import ValidationError, check_config, expected_shapes
+from torch_utils.misc import load_tensors
+
 
 class OfficialCheckpointError(ValueError):
     """The file is not an original checkpoint we can read, or holds something unsafe."""
@@ -107,7 +110,7 @@ def _load_storage_bytes(data: bytes):
     # The legacy torch.save format of one storage; torch's own restricted loader reads it.
     if not isinstance(data, bytes):
         raise OfficialCheckpointError("a tensor storage is not stored as bytes")
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    return load_tensors(io.BytesIO(data))
 
 
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, backward_hooks=None, *_):
@@ -282,13 +285,21 @@ def flatten_state(obj: PersistentObject, prefix: str = "") -> dict[str, torch.Te
     """All parameters and buffers of a network object, under the original dotted names."""
     out: dict[str, torch.Tensor] = {}
     for group in ("_parameters", "_buffers"):
-        for name, value in (obj.state.get(group) or {}).items():
+        for name, value in _entries(obj.state.get(group)):
             if isinstance(value, torch.Tensor):
                 out[prefix + name] = value
-    for name, child in (obj.state.get("_modules") or {}).items():
+    for name, child in _entries(obj.state.get("_modules")):
         if isinstance(child, PersistentObject):
             out.update(flatten_state(child, f"{prefix}{name}."))
     return out
+
+
+def _entries(group) -> list[tuple[str, object]]:
+    """The named entries of a `_parameters` / `_buffers` / `_modules` dict; a damaged file may
+    hold anything there, and what is not a dict of named entries holds nothing."""
+    return (
+        [(k, v) for k, v in group.items() if isinstance(k, str)] if isinstance(group, dict) else []
+    )
 
 
 def find_networks(data) -> dict[str, PersistentObject]:
@@ -307,7 +318,7 @@ def augment_probability(data) -> float | None:
     """The ADA probability `augment.p` of an original super-resolution training pickle."""
     augment = data.get("augment") if isinstance(data, dict) else None
     if isinstance(augment, PersistentObject):
-        p = (augment.state.get("_buffers") or {}).get("p")
+        p = dict(_entries(augment.state.get("_buffers"))).get("p")
         if isinstance(p, torch.Tensor) and p.numel() == 1:
             return float(p.reshape(-1)[0])
     return None
@@ -410,6 +421,15 @@ SRES_DISCRIMINATOR_MAP: NameMap = [
 # Whole networks: recognise the kind, rebuild our config from the tensor shapes, load weights.
 
 
+def _config(cls: type, **fields):
+    """Config `cls` of the fields read from the checkpoint, each checked for type and range
+    before anything is built (docs/checkpoints.md#what-is-checked-before-a-file-is-trusted)."""
+    try:
+        return check_config(cls, fields)
+    except ValidationError as e:
+        raise OfficialCheckpointError(f"{e}; the file is damaged or was edited") from None
+
+
 def _state_int(obj: PersistentObject, *names: str) -> int | None:
     for name in names:
         value = obj.state.get(name)
@@ -424,7 +444,7 @@ def _count(state: dict, pattern: str) -> int:
 
 def _lres_generator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
     from networks.lres_generator import LowResGenerator, LowResGeneratorConfig
-    from networks.noise import NoiseBankConfig
+    from networks.noise import kaiser_bank
 
     num_t, num_s = (
         _count(state, r"temporal_layers\.(\d+)\."),
@@ -436,14 +456,15 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
     bank = state["temporal_emb.blur_filters"]
     latent_dim = state["temporal_layers.0.affine_0.weight"].shape[1]
     kernel = state["temporal_layers.0.weight_0"].shape
-    cfg = LowResGeneratorConfig(
+    cfg = _config(
+        LowResGeneratorConfig,
         height=_state_int(obj, "out_height", "height") or height or 36,
         width=_state_int(obj, "out_width", "width") or width or 64,
         input_channels=state["spatial_input"].shape[1],
         channels=channels,
         latent_dim=latent_dim,
-        noise=NoiseBankConfig(
-            noise_channels=latent_dim // bank.shape[0],
+        noise=dict(
+            noise_channels=latent_dim // max(bank.shape[0], 1),
             num_filters=bank.shape[0],
             max_sampling_rate=2.0 * bank.shape[-1],
         ),
@@ -452,8 +473,7 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
         temporal_kernel=kernel[2],
         spatial_kernel=kernel[3],
     )
-    net = LowResGenerator(cfg)
-    ours = net.noise_bank.filters.float()
+    ours = torch.from_numpy(kaiser_bank(cfg.noise)[0]).float()
     if bank.numel() != ours.numel() or (
         not _one_value(bank) and (ours - bank.reshape(ours.shape).float()).abs().max() > 1e-5
     ):
@@ -465,7 +485,7 @@ def _lres_generator(obj: PersistentObject, state: dict, height: int | None, widt
             f"the checkpoint's 4x-coarsest canvas {tuple(state['spatial_input'].shape[-2:])} does not fit "
             f"{cfg.height}x{cfg.width}; give the frame size it was trained at (res)"
         )
-    return net
+    return LowResGenerator, cfg
 
 
 def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, width: int | None):
@@ -476,7 +496,8 @@ def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
         state[f"blocks.{i}.conv_1.weight"].shape[0] for i in range(num_blocks)
     )
     head = state["epilogue.conv1d_1.weight"].shape
-    cfg = LowResDiscriminatorConfig(
+    cfg = _config(
+        LowResDiscriminatorConfig,
         height=height or 36,
         width=width or 64,
         seq_length=_state_int(obj, "seq_length") or 128,
@@ -487,7 +508,7 @@ def _lres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
         head_kernel=head[2],
         head_convs=_count(state, r"epilogue\.conv1d_(\d+)\."),
     )
-    return LowResDiscriminator(cfg)
+    return LowResDiscriminator, cfg
 
 
 _SG3_LAYER = re.compile(r"SG3\.synthesis\.L(\d+)_(\d+)_(\d+)_(\d+)\.weight")
@@ -529,7 +550,7 @@ def _sres_generator(obj: PersistentObject, state: dict, height: int | None, widt
             state,
             None if mode == "none" else kaiser_filter(factor),
         )
-    return SuperResGenerator(cfg)
+    return SuperResGenerator, cfg
 
 
 def _sres_generator_config(obj: PersistentObject, state: dict, height, width):
@@ -562,7 +583,7 @@ def _sres_generator_config(obj: PersistentObject, state: dict, height, width):
         num_layers=len(layers) - 1,
         channel_max=max(channels),
     )
-    probe = SuperResGeneratorConfig(**base, margin=0)
+    probe = _config(SuperResGeneratorConfig, **base, margin=0)
     margin = (layers[0][1] - probe.layers[0].out_size[1]) // 2  # the name holds w, h
     estimates = [
         round(2 * c * spec.out_cutoff)
@@ -573,7 +594,7 @@ def _sres_generator_config(obj: PersistentObject, state: dict, height, width):
     for channel_base in [2**k for k in range(4, 21)] + estimates:
         cfg = SuperResGeneratorConfig(**base, margin=margin, channel_base=channel_base)
         if [spec.name for spec in cfg.layers] == wanted:
-            return cfg
+            return _config(SuperResGeneratorConfig, **dataclasses.asdict(cfg))
     raise OfficialCheckpointError(
         "the checkpoint's layer sizes and channels do not follow the StyleGAN3 schedule of "
         "this project (docs/networks.md#layer-schedule); unsupported variant"
@@ -585,6 +606,8 @@ def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     from networks.sres_discriminator import SuperResDiscriminator, SuperResDiscriminatorConfig
 
     resolutions = sorted({int(k.split(".")[0][1:]) for k in state if re.match(r"b\d+\.", k)})
+    if not resolutions:
+        raise OfficialCheckpointError("the discriminator has no blocks b4 ... bN")
     res = max(resolutions)
     rgb = state[f"b{res}.fromrgb.weight"]
     channels = {r: state[f"b{r}.conv0.weight"].shape[0] for r in resolutions if r > 4}
@@ -592,7 +615,8 @@ def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     first = channels[res]
     hr_h = _state_int(obj, "hr_height") or height or round(res * 9 / 16)
     hr_w = _state_int(obj, "hr_width") or width or res
-    cfg = SuperResDiscriminatorConfig(
+    cfg = _config(
+        SuperResDiscriminatorConfig,
         hr_height=hr_h,
         hr_width=hr_w,
         lr_height=_state_int(obj, "lr_height") or hr_h // 4,
@@ -603,7 +627,9 @@ def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     )
     fp16 = _state_int(obj, "num_fp16_res")
     if fp16 is not None:
-        cfg = dataclasses.replace(cfg, num_fp16_res=fp16)
+        cfg = _config(
+            SuperResDiscriminatorConfig, **{**dataclasses.asdict(cfg), "num_fp16_res": fp16}
+        )
     if cfg.resolution != res or any(cfg.channels(r) != c for r, c in channels.items()):
         raise OfficialCheckpointError(
             "the checkpoint's block resolutions or channels do not fit a StyleGAN2 ResNet "
@@ -612,7 +638,7 @@ def _sres_discriminator(obj: PersistentObject, state: dict, height: int | None, 
     from torch_utils.resample import linear_filter
 
     _check_filter("upsample.filter", state, linear_filter(cfg.scale))
-    return SuperResDiscriminator(cfg)
+    return SuperResDiscriminator, cfg
 
 
 _KINDS = {
@@ -649,8 +675,10 @@ def original_names(obj: PersistentObject) -> dict[str, str | None]:
 def import_network(obj: PersistentObject, height: int | None = None, width: int | None = None):
     """An original network object -> the equivalent network of this project, weights loaded.
 
-    `height`/`width` are used only where the object does not record its size. Every tensor is
-    checked against the shape the rebuilt architecture needs before anything is loaded."""
+    `height`/`width` are used only where the object does not record its size. The rebuilt config
+    is checked field by field, and every tensor against the shape it implies (derived on the meta
+    device), before the network is built
+    (docs/checkpoints.md#what-is-checked-before-a-file-is-trusted)."""
     state = flatten_state(obj)
     kind = network_kind(obj)
     if kind is None:
@@ -659,7 +687,7 @@ def import_network(obj: PersistentObject, height: int | None = None, width: int 
             "or discriminator; nothing to convert"
         )
     try:
-        net = _KINDS[kind][1](obj, state, height, width)
+        net_cls, cfg = _KINDS[kind][1](obj, state, height, width)
     except KeyError as e:
         raise OfficialCheckpointError(
             f"the checkpoint's {obj.class_name} lacks the tensor {e.args[0]} that a {kind} has"
@@ -668,13 +696,25 @@ def import_network(obj: PersistentObject, height: int | None = None, width: int 
         raise OfficialCheckpointError(
             f"the checkpoint's {obj.class_name} has tensors of unexpected rank ({e})"
         ) from None
-    ours = net.state_dict()
+    except OfficialCheckpointError:
+        raise
+    except (ValueError, ArithmeticError, TypeError) as e:
+        raise OfficialCheckpointError(
+            f"the checkpoint's {obj.class_name} does not describe a {kind} ({e}); "
+            "the file is damaged or an unsupported variant"
+        ) from None
+    try:  # the shapes the config implies, without allocating (the meta device)
+        ours = expected_shapes(net_cls, cfg)
+    except ValidationError as e:
+        raise OfficialCheckpointError(
+            f"{e}; the file is damaged or an unsupported variant"
+        ) from None
     mapped = {}
     for name, our_name in original_names(obj).items():
         if our_name is None:
             continue
         got = tuple(state[name].shape)
-        want = tuple(ours[our_name].shape) if our_name in ours else None
+        want = ours.get(our_name)
         if want != got:
             raise OfficialCheckpointError(
                 f"tensor {name} has shape {got} in the checkpoint, but the {kind} it describes "
@@ -687,5 +727,6 @@ def import_network(obj: PersistentObject, height: int | None = None, width: int 
         raise OfficialCheckpointError(
             f"the checkpoint's {kind} lacks tensors this architecture needs, e.g. {missing[0]}"
         )
+    net = net_cls(cfg)  # every shape is known to fit: only now is memory allocated
     net.load_state_dict(mapped)
     return net.eval().requires_grad_(False)
