@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +22,59 @@ import networks
 from generation.pipeline import (
     DEFAULT_BATCH_FRAMES,
     DEFAULT_SRES_BATCH,
+    MAX_BATCH_FRAMES,
+    MAX_FRAMES,
+    MAX_SRES_BATCH,
     Frame,
+    check_frame_range,
     generate_video,
     make_timelines,
 )
-from generation.timeline import Loop, Transition
+from generation.timeline import SEED_RANGE, Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.contract import check_chain
 from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in, interrupt_on_sigterm
-from torch_utils.frames import Mp4Writer, display_factor, make_grid, nearest_upscale
+from torch_utils.frames import Mp4Writer, display_factor, make_grid, mp4_rate, nearest_upscale
 from torch_utils.misc import PRECISIONS, atomic_path, choose_device
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 DEMO_LRES, DEMO_SRES = DEMO_DIR / "lres.safetensors", DEMO_DIR / "sres.safetensors"
 
+# docs/generation.md#many-seeds: seeds are generated one at a time, one file after another, so
+# memory does not grow with their number; a --grid needs every seed for each frame, so its seeds
+# are generated side by side (memory grows with their number) and their number is limited.
+MAX_SEEDS = 10_000
+MAX_GRID_SEEDS = 64
+
+# Library parameter names whose flag is not `--name` (flags_in)
+FLAGS = {"num_frames": "--frames"}
+
+
+def _seed(text: str) -> int:
+    low, high = SEED_RANGE
+    if len(text.lstrip("-")) > 19 or not low <= int(text) <= high:
+        raise ValueError(f"{text} is not a 64-bit integer ({low} .. {high})")
+    return int(text)
+
 
 def parse_seeds(text: str) -> list[int]:
     """ "1", "1,5,9", "0-3" or "-2--1,7" -> list of ints (StyleGAN3's num_range, with negatives);
-    ValueError for anything else."""
+    ValueError for anything else, for 64-bit overflows and for more than `MAX_SEEDS` seeds
+    (checked before any list is made: 0-10**12 allocates nothing)."""
     seeds: list[int] = []
     for part in text.split(","):
         m = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", part)
         if not m:
             raise ValueError(f"{part!r} is not a seed or a range like 0-3")
-        a = int(m[1])
-        b = int(m[2]) if m[2] is not None else a
+        a = _seed(m[1])
+        b = _seed(m[2]) if m[2] is not None else a
         if b < a:
             raise ValueError(f"empty range {part!r}")
+        if len(seeds) + (b - a + 1) > MAX_SEEDS:
+            raise ValueError(
+                f"{text.strip()} is more than {MAX_SEEDS} seeds, the most one run takes"
+            )
         seeds.extend(range(a, b + 1))
     if len(set(seeds)) != len(seeds):
         raise ValueError("a seed is listed twice")
@@ -92,6 +119,7 @@ class Plan:
     out: Path
     fps: float
     crf: int
+    rate: Fraction  # the frame rate the mp4s store (`mp4_rate(fps)`)
 
 
 def choose_models(lres_path: Path | None, sres_path: Path | None) -> tuple[Path, Path | None]:
@@ -109,12 +137,25 @@ def choose_models(lres_path: Path | None, sres_path: Path | None) -> tuple[Path,
 def frame_count(
     num_frames: int | None, seconds: float | None, fps: float, loop_period: int | None
 ) -> int:
-    """--frames, or --seconds at --fps, or one loop period, or 301."""
+    """--frames, or --seconds at --fps (a finite time > 0, at least one frame), or one loop
+    period, or 301; at most `MAX_FRAMES` (docs/generation.md#limits)."""
     if num_frames is not None and seconds is not None:
         raise ValueError("give --frames or --seconds, not both")
     if seconds is not None:
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"--seconds must be a finite time > 0, got {seconds:g}")
+        if seconds * fps > MAX_FRAMES:
+            raise ValueError(
+                f"--seconds {seconds:g} at {fps:g} fps is more than {MAX_FRAMES} frames, the most "
+                f"a video can have ({MAX_FRAMES / fps / 86400:.0f} days at {fps:g} fps)"
+            )
         return max(1, round(seconds * fps))
     if num_frames is None:
+        if loop_period is not None and loop_period > MAX_FRAMES:
+            raise ValueError(
+                f"one --loop period ({loop_period} frames) is more than a video can have "
+                f"({MAX_FRAMES}); give --frames"
+            )
         return loop_period if loop_period and loop_period > 0 else 301
     return num_frames
 
@@ -171,8 +212,16 @@ def plan_generation(
     save_frames: tuple[int, ...],
     crf: int,
 ) -> Plan:
-    """Checks the options that need no network and resolves them into a `Plan`."""
+    """Checks the options that need no network and resolves them into a `Plan`
+    (docs/generation.md#limits)."""
+    rate = mp4_rate(fps)
     n = frame_count(num_frames, seconds, fps, loop_period)
+    check_frame_range(start_frame, n)
+    if grid and len(seeds) > MAX_GRID_SEEDS:
+        raise ValueError(
+            f"--grid takes at most {MAX_GRID_SEEDS} seeds (each frame needs all of them at "
+            f"once), got {len(seeds)}; without --grid each seed gets its own file"
+        )
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"--out must be an .mp4 file, got {out}")
     if save_lres and sres_path is None:
@@ -186,7 +235,7 @@ def plan_generation(
     videos, pngs = plan_outputs(out, seeds, grid, save_lres, save_frames)
     return Plan(
         lres_path, sres_path, tuple(seeds), n, start_frame, loop, transition,
-        tuple(videos), tuple(pngs), save_lres, lres_native, out, fps, crf,
+        tuple(videos), tuple(pngs), save_lres, lres_native, out, fps, crf, rate,
     )  # fmt: skip
 
 
@@ -243,31 +292,69 @@ def load_networks(
 # Running and writing
 
 
+@dataclass(frozen=True)
+class Job:
+    """Seeds generated together and the files they make: one seed and its own files, or all
+    the seeds of a --grid (docs/generation.md#many-seeds)."""
+
+    seeds: tuple[int, ...]
+    videos: tuple[Output, ...]
+    pngs: tuple[Output, ...]
+
+
+def plan_jobs(plan: Plan) -> list[Job]:
+    """The plan's work, one job after another: one per seed, or one for a whole grid."""
+    if any(o.index is None for o in plan.videos):
+        return [Job(plan.seeds, plan.videos, plan.pngs)]
+    videos: dict[int, list[Output]] = {k: [] for k in range(len(plan.seeds))}
+    pngs: dict[int, list[Output]] = {k: [] for k in range(len(plan.seeds))}
+    for o in plan.videos:
+        videos[o.index].append(o)
+    for o in plan.pngs:
+        pngs[o.index].append(o)
+    return [Job((seed,), tuple(videos[k]), tuple(pngs[k])) for k, seed in enumerate(plan.seeds)]
+
+
+def _side_by_side(frames: tuple[Frame, ...]) -> Frame:
+    lres = None if frames[0].lres is None else np.concatenate([f.lres for f in frames])
+    return Frame(frames[0].index, np.concatenate([f.video for f in frames]), lres)
+
+
 def stream_frames(
-    plan: Plan, G, S, batch_frames: int, sres_batch: int, precision: str
+    plan: Plan, seeds: tuple[int, ...], G, S, batch_frames: int, sres_batch: int, precision: str
 ) -> Iterator[Frame]:
-    """The plan's frames, generated lazily (`generate_video`) as the writers take them."""
-    return generate_video(
-        G,
-        S,
-        list(plan.seeds),
-        plan.num_frames,
-        start_frame=plan.start_frame,
-        loop=plan.loop,
-        transition=plan.transition,
-        batch_frames=batch_frames,
-        sres_batch=sres_batch,
-        precision=precision,
-        keep_lres=plan.save_lres,
-    )
+    """The frames of `seeds` (lazily, as the writers take them): each seed is streamed on its
+    own (`generate_video` with one seed), so its frames are the same whatever other seeds the
+    run has and the network calls never hold more than `batch_frames` low-res or `sres_batch`
+    super-resolved frames; several seeds (a grid) advance side by side, one frame at a time."""
+    streams = [
+        generate_video(
+            G,
+            S,
+            [seed],
+            plan.num_frames,
+            start_frame=plan.start_frame,
+            loop=plan.loop,
+            transition=plan.transition,
+            batch_frames=batch_frames,
+            sres_batch=sres_batch,
+            precision=precision,
+            keep_lres=plan.save_lres,
+        )
+        for seed in seeds
+    ]
+    if len(streams) == 1:
+        return streams[0]
+    return map(_side_by_side, zip(*streams))
 
 
 def pick_image(frame: Frame, o: Output, lres_scale: int, upscale_video: bool) -> np.ndarray:
-    """The image of output `o` in `frame`; low-res frames are nearest-upscaled by `lres_scale`."""
+    """The image of output `o` in `frame` (the frame of `o`'s job: its one seed, or the grid's
+    seeds); low-res frames are nearest-upscaled by `lres_scale`."""
     x = frame.video if o.which == "video" else frame.lres
     if o.which == "lres" or upscale_video:  # low-res frames: upscaled for display
         x = nearest_upscale(x, lres_scale)
-    return x[o.index] if o.index is not None else make_grid(x)
+    return x[0] if o.index is not None else make_grid(x)
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
@@ -275,28 +362,28 @@ def _save_png(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def write_outputs(
+def write_job(
     plan: Plan,
+    job: Job,
     frames: Iterable[Frame],
-    writers: list[Mp4Writer],
     lres_scale: int,
     upscale_video: bool,
-    quiet: bool,
+    bar: tqdm,
 ) -> None:
-    """Streams `frames` into the plan's mp4s (`writers`, one per `plan.videos`) and saves its
-    PNG frames once the videos are complete; on any error the mp4s are aborted."""
+    """Streams `frames` into the job's mp4s and saves its PNG frames once the videos are
+    complete; on any error (or an interrupt) the job's mp4s are aborted, leaving no file."""
     images: dict[Path, np.ndarray] = {}  # PNG frames, written once the videos are complete
+    writers: list[Mp4Writer] = []
     try:
+        writers.extend(Mp4Writer(o.path, fps=plan.fps, crf=plan.crf) for o in job.videos)
         with torch.inference_mode():
-            bar = tqdm(
-                frames, total=plan.num_frames, unit="frame", disable=quiet, desc=plan.out.name
-            )
-            for frame in bar:
-                for o, writer in zip(plan.videos, writers):
+            for frame in frames:
+                for o, writer in zip(job.videos, writers):
                     writer.write(pick_image(frame, o, lres_scale, upscale_video))
-                for o in plan.pngs:
+                for o in job.pngs:
                     if frame.index - plan.start_frame == o.frame:
                         images[o.path] = pick_image(frame, o, lres_scale, upscale_video)
+                bar.update(1)
         for writer in writers:
             writer.close()
         for path, img in images.items():
@@ -366,25 +453,26 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     metavar="SEEDS",
     default="0",
     show_default=True,
-    help="Seed(s): 7, 1,5,9 or 0-3.",
+    help="Seed(s): 7, 1,5,9 or 0-3 (64-bit integers, at most 10000 per run).",
 )
 @click.option(
     "--frames",
     "num_frames",
-    type=click.IntRange(min=1),
-    help=FRAMES_HELP + " [default: 301, or one period with --loop].",
+    type=click.IntRange(1, MAX_FRAMES),
+    help=FRAMES_HELP + f" (at most {MAX_FRAMES}) [default: 301, or one period with --loop].",
 )
 @click.option(
     "--seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Length of each video in seconds, instead of --frames.",
+    type=float,
+    help="Length of each video in seconds, instead of --frames (finite, > 0).",
 )
 @click.option(
     "--fps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
     default=30.0,
     show_default=True,
-    help="Frame rate of the video file.",
+    help="Frame rate of the video file: 0.01 to 1000, stored as a fraction with a denominator "
+    "of at most 1001 (29.97003 is 30000/1001).",
 )
 @click.option(
     "--out", "out", type=click.Path(path_type=Path), required=True, help="Output .mp4 file."
@@ -394,13 +482,13 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     type=int,
     default=0,
     show_default=True,
-    help="First frame (any integer, negative too).",
+    help="First frame (any integer, negative too; the video must lie within -2^52 .. 2^52).",
 )
 @click.option(
     "--loop",
     "loop_period",
     type=int,
-    help="Seamless loop with this period in frames (a multiple of 32).",
+    help="Seamless loop with this period in frames (a multiple of 32, at most 2^52).",
 )
 @click.option(
     "--loop-mode",
@@ -425,7 +513,12 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     help="Length of the transition in frames [default: 64].",
 )
 @click.option(
-    "--grid", is_flag=True, help="Several seeds: one grid video instead of one file per seed."
+    "--grid",
+    is_flag=True,
+    help=f"Several seeds (at most {MAX_GRID_SEEDS}): one grid video instead of one file per seed. "
+    "The grid's seeds advance side by side, so memory grows with their number (each holds "
+    "--batch-frames low-res and --sres-batch output frames); without --grid the seeds are "
+    "generated one after another and memory does not depend on their number.",
 )
 @click.option(
     "--save-lres", is_flag=True, help="With --sres: also write the low-res video (<out>-lres.mp4)."
@@ -465,17 +558,18 @@ Memory does not grow with the length: videos of hours stream straight to the enc
 )
 @click.option(
     "--batch-frames",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_BATCH_FRAMES),
     default=DEFAULT_BATCH_FRAMES,
     show_default=True,
-    help="Low-res frames per generator call (rounded up to a multiple of 32).",
+    help=f"Low-res frames per generator call (rounded up to a multiple of 32; at most "
+    f"{MAX_BATCH_FRAMES}).",
 )
 @click.option(
     "--sres-batch",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_SRES_BATCH),
     default=DEFAULT_SRES_BATCH,
     show_default=True,
-    help="Frames per super-resolution call.",
+    help=f"Frames per super-resolution call, in all (at most {MAX_SRES_BATCH}).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -507,17 +601,20 @@ def main(
         dev = choose_device(device)
     with _click_errors(NetworkError):
         G, S = load_networks(plan, dev)
-    frames = stream_frames(plan, G, S, batch_frames, sres_batch, precision)
     lres_scale = 1 if plan.lres_native else display_factor(*G.size)
-    writers = [Mp4Writer(o.path, fps=plan.fps, crf=plan.crf) for o in plan.videos]
-    with _click_errors(ValueError):  # e.g. odd frame sizes for H.264: a one-line error
-        write_outputs(plan, frames, writers, lres_scale, S is None, quiet)
+    jobs = plan_jobs(plan)
+    total = plan.num_frames * len(jobs)
+    with tqdm(total=total, unit="frame", disable=quiet, desc=plan.out.name) as bar:
+        for job in jobs:  # one seed (or one grid) at a time: memory does not grow with seeds
+            frames = stream_frames(plan, job.seeds, G, S, batch_frames, sres_batch, precision)
+            with _click_errors(ValueError):  # e.g. odd frame sizes for H.264: a one-line error
+                write_job(plan, job, frames, lres_scale, S is None, bar)
+            for o in job.videos + job.pngs:
+                bar.write(f"wrote {o.path}")
     what = "super-resolved" if S is not None else "low-res"
-    for o in plan.videos + plan.pngs:
-        click.echo(f"wrote {o.path}")
     click.echo(
         f"{plan.num_frames} {what} frames from frame {plan.start_frame}, seed(s) {seeds}, "
-        f"{plan.fps:g} fps, on {dev}"
+        f"{float(plan.rate):g} fps, on {dev}"
     )
 
 
@@ -527,7 +624,7 @@ def _click_errors(*types: type[Exception]) -> Iterator[None]:
     try:
         yield
     except types as e:
-        raise click.ClickException(flags_in(str(e))) from None
+        raise click.ClickException(flags_in(str(e), FLAGS)) from None
 
 
 if __name__ == "__main__":

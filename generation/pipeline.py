@@ -9,11 +9,13 @@ only segments the super-resolution. Here both stages stream:
   `generation.timeline`), and its output frames are exactly frames c .. c + T - 1 of the
   infinite video, whatever the chunk size (exact 32-frame shift equivariance).
 * The super-resolution network is frame-wise with a 4-frame low-res context on each side
-  (docs/networks.md#conditioning): low-res frames are buffered, and every `sres_batch`
-  frames go through it once.
+  (docs/networks.md#conditioning): low-res frames are buffered, and they go through it in
+  calls of `sres_batch` frames in all (all videos together).
 
 Peak memory therefore depends on `batch_frames` and `sres_batch`, not on the video's length,
-and any range of frames (frame 10,000,000, or negative ones) can be produced directly.
+and any range of frames (frame 10,000,000, or negative ones) can be produced directly. The
+videos of several seeds are computed side by side, so memory grows with their number;
+`lvg-generate` streams the seeds one at a time (docs/generation.md#many-seeds).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from generation.timeline import Loop, Timeline, TimelineEmbedding, Transition
+from generation.timeline import MAX_POSITION, Loop, Timeline, TimelineEmbedding, Transition
 from networks.contract import SuperResolution, check_chain
 from networks.lres_generator import LowResGenerator
 from torch_utils.frames import to_uint8_hwc
@@ -34,6 +36,34 @@ from torch_utils.misc import PRECISIONS, module_device
 
 DEFAULT_BATCH_FRAMES = 128
 DEFAULT_SRES_BATCH = 8
+# Upper limits (docs/generation.md#limits): the networks' activations grow with the two batch
+# sizes; an mp4 counts its frames in 32 bits.
+MAX_BATCH_FRAMES = 1024
+MAX_SRES_BATCH = 64
+MAX_FRAMES = 2**31 - 1
+
+
+def check_frame_range(start_frame: int, num_frames: int) -> None:
+    """ValueError unless frames `start_frame .. start_frame + num_frames - 1` are a video
+    `generate_video` can make: 1 .. 2^31 - 1 frames within -2^52 .. 2^52
+    (docs/generation.md#limits)."""
+    if not 1 <= num_frames <= MAX_FRAMES:
+        raise ValueError(f"`num_frames` must be between 1 and {MAX_FRAMES}, got {num_frames}")
+    if start_frame < -MAX_POSITION or start_frame + num_frames > MAX_POSITION:
+        raise ValueError(
+            f"`start_frame` must keep the video within frames -2^52 .. 2^52 ({MAX_POSITION}), "
+            f"got {start_frame} with {num_frames} frames"
+        )
+
+
+def check_batch_sizes(batch_frames: int, sres_batch: int) -> None:
+    """ValueError unless 1 <= `batch_frames` <= 1024 and 1 <= `sres_batch` <= 64."""
+    if not 1 <= batch_frames <= MAX_BATCH_FRAMES:
+        raise ValueError(
+            f"`batch_frames` must be between 1 and {MAX_BATCH_FRAMES}, got {batch_frames}"
+        )
+    if not 1 <= sres_batch <= MAX_SRES_BATCH:
+        raise ValueError(f"`sres_batch` must be between 1 and {MAX_SRES_BATCH}, got {sres_batch}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -100,8 +130,23 @@ def _sres_call(
     clip: torch.Tensor,
     z: torch.Tensor,
     precision: str,
+    max_frames: int,
 ) -> torch.Tensor:
-    """clip `[n, 3, k + 2 ctx, h, w]`, per-frame latents z `[n, k, z_dim]` -> `[n, 3, k, H, W]`."""
+    """clip `[n, 3, k + 2 ctx, h, w]`, per-frame latents z `[n, k, z_dim]` -> `[n, 3, k, H, W]`,
+    in network calls of at most `max_frames` output frames (n * k) where k allows."""
+    group = max(1, max_frames // z.shape[1])
+    if z.shape[0] <= group:
+        return _sres_group(sres, clip, z, precision)
+    parts = [
+        _sres_group(sres, clip[i : i + group], z[i : i + group], precision)
+        for i in range(0, z.shape[0], group)
+    ]
+    return torch.cat(parts)
+
+
+def _sres_group(
+    sres: SuperResolution, clip: torch.Tensor, z: torch.Tensor, precision: str
+) -> torch.Tensor:
     device = module_device(sres)
     n, k = z.shape[:2]
     with torch.no_grad():
@@ -126,9 +171,11 @@ def sres_segments(
     precision: str = "auto",
 ) -> Iterator[Segment]:
     """Super-resolve frames `start .. stop - 1` from low-res segments covering
-    `start - ctx .. stop + ctx - 1`, `sres_batch` frames per network call
-    (docs/networks.md#per-video-latent)."""
+    `start - ctx .. stop + ctx - 1`, `sres_batch` frames per network call in all: segments of
+    `sres_batch // n` frames for n timelines (at least one; more timelines than `sres_batch`
+    are split over several calls) (docs/networks.md#per-video-latent)."""
     ctx = sres.context
+    per_segment = max(1, sres_batch // len(timelines))
     buf: torch.Tensor | None = None
     nxt = start  # next output frame; buf holds low-res frames nxt - ctx ...
     for seg in lr:
@@ -138,12 +185,12 @@ def sres_segments(
         last = seg.stop >= stop + ctx
         while nxt < stop:
             ready = buf.shape[2] - 2 * ctx
-            k = min(sres_batch, ready, stop - nxt)
-            if k < 1 or (k < sres_batch and k < stop - nxt and not last):
+            k = min(per_segment, ready, stop - nxt)
+            if k < 1 or (k < per_segment and k < stop - nxt and not last):
                 break
             frames = torch.arange(nxt, nxt + k)
             z = torch.stack([t.sres_latents(frames, sres.z_dim) for t in timelines])
-            out = _sres_call(sres, buf[:, :, : k + 2 * ctx], z, precision)
+            out = _sres_call(sres, buf[:, :, : k + 2 * ctx], z, precision, sres_batch)
             yield Segment(nxt, out, buf[:, :, ctx : ctx + k])
             buf, nxt = buf[:, :, k:], nxt + k
 
@@ -231,8 +278,8 @@ def generate_video(
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if output not in ("uint8", "float"):
         raise ValueError(f"output must be 'uint8' or 'float', got {output!r}")
-    if num_frames < 1 or batch_frames < 1 or sres_batch < 1:
-        raise ValueError("num_frames, batch_frames and sres_batch must be positive")
+    check_frame_range(start_frame, num_frames)
+    check_batch_sizes(batch_frames, sres_batch)
     check_chain(lres, sres)
     timelines = make_timelines(seed, loop, transition, lres.shift_period)
     stop = start_frame + num_frames

@@ -49,6 +49,12 @@ from generation.noise_stream import NoiseStream, seeded_normal
 from networks.noise import TemporalNoiseBank
 
 LOOP_PIECE = 1024  # loop embeddings are computed (and cached) in aligned pieces of this length
+LOOP_CACHE = 3  # pieces kept per timeline (4 MiB each); a 128-frame chunk reads at most 3
+# Frame positions (start frames, loop periods, transition frames) stay within +-2^52, so they
+# are exact in float64 (transition angles) and their int64 arithmetic cannot overflow
+# (docs/generation.md#limits); seeds are 64-bit integers.
+MAX_POSITION = 2**52
+SEED_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,13 @@ class Transition:
     over: int
 
 
+def check_seed(seed: int, name: str = "seed") -> None:
+    """ValueError unless `seed` is a 64-bit signed integer (docs/generation.md#limits)."""
+    low, high = SEED_RANGE
+    if not low <= seed <= high:
+        raise ValueError(f"`{name}` must be a 64-bit integer ({low} .. {high}), got {seed}")
+
+
 @dataclass(frozen=True)
 class Timeline:
     """The content of one video: a seed, optionally looped or transitioning to another seed."""
@@ -77,9 +90,16 @@ class Timeline:
     transition: Transition | None = None
 
     def validate(self, time_factor: int = 32) -> None:
-        """Raise ValueError (one line, option-style) for impossible settings."""
+        """Raise ValueError (one line, option-style) for impossible settings
+        (docs/generation.md#limits)."""
+        check_seed(self.seed, "seed")
         if self.loop is not None:
-            if self.loop.period < time_factor or self.loop.period % time_factor:
+            if not time_factor <= self.loop.period <= MAX_POSITION:
+                raise ValueError(
+                    f"`loop` must be between {time_factor} and 2^52 ({MAX_POSITION}) frames, "
+                    f"got {self.loop.period}"
+                )
+            if self.loop.period % time_factor:
                 raise ValueError(
                     f"`loop` must be a positive multiple of {time_factor} frames (the generator is "
                     f"shift-equivariant only by multiples of {time_factor}), got {self.loop.period}"
@@ -88,8 +108,18 @@ class Timeline:
                 raise ValueError(f"unknown loop mode {self.loop.mode!r}; use blend or noise")
             if self.transition is not None:
                 raise ValueError("`loop` and `transition_to` cannot be combined")
-        if self.transition is not None and self.transition.over < 0:
-            raise ValueError(f"`over` must be >= 0 frames, got {self.transition.over}")
+        if self.transition is not None:
+            check_seed(self.transition.seed, "transition_to")
+            if not 0 <= self.transition.over <= MAX_POSITION:
+                raise ValueError(
+                    f"`over` must be between 0 and 2^52 ({MAX_POSITION}) frames, "
+                    f"got {self.transition.over}"
+                )
+            if abs(self.transition.at) > MAX_POSITION:
+                raise ValueError(
+                    f"`at` must be a frame within -2^52 .. 2^52 ({MAX_POSITION}), "
+                    f"got {self.transition.at}"
+                )
 
     def transition_angle(self, positions: torch.Tensor) -> torch.Tensor | None:
         """theta(g) in [0, pi/2] (float64) for a transition, None without one."""
@@ -182,7 +212,7 @@ class TimelineEmbedding:
         norm = (1 + 2 * s[None] * c[None] * rho[:, None]).rsqrt()
         value = ((x0.double() * s + x1.double() * c) * norm).float()
         self._pieces[k] = value
-        if len(self._pieces) > 8:
+        if len(self._pieces) > LOOP_CACHE:
             self._pieces.popitem(last=False)
         return value
 

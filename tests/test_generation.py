@@ -165,19 +165,23 @@ def test_transition_starts_as_seed1_and_ends_as_seed2(G):
 
 
 def test_sres_streaming_equals_one_call(G):
-    """LR pieces of any sizes in, SR segments of `sres_batch` frames out (4 context frames each
-    side), equal to one call over the whole clip: the network is frame-wise
-    (docs/networks.md#per-video-latent)."""
+    """LR pieces of any sizes in, SR segments out (4 context frames each side), `sres_batch`
+    frames per call for all videos together, equal to one call over the whole clip: the network
+    is frame-wise (docs/networks.md#per-video-latent)."""
     S = StandInSres()
     tls = [Timeline(1), Timeline(4)]
     lr = torch.cat([s.video for s in lres_segments(G, tls, 6, 35, 64)], dim=2)
     pieces = [Segment(a, lr[:, :, a - 6 : b - 6], None) for a, b in [(6, 13), (13, 30), (30, 35)]]
-    got = list(sres_segments(S, iter(pieces), tls, 10, 31, sres_batch=8))
+    got = list(sres_segments(S, iter(pieces), tls, 10, 31, sres_batch=16))
     assert [s.start for s in got] == [10, 18, 26] and got[-1].stop == 31
-    assert S.calls == [(2, 8), (2, 8), (2, 5)]
+    assert S.calls == [(2, 8), (2, 8), (2, 5)]  # 16 frames per call in all: 8 of each video
     z = torch.stack([t.sres_latents(torch.tensor([0]), 512)[0] for t in tls])
     torch.testing.assert_close(torch.cat([s.video for s in got], 2), S(lr, z=z), rtol=0, atol=0)
     torch.testing.assert_close(torch.cat([s.lres for s in got], 2), lr[:, :, 4:-4], rtol=0, atol=0)
+    S.calls.clear()  # fewer frames per call than videos: one video at a time, same frames
+    one = list(sres_segments(S, iter(pieces), tls, 10, 12, sres_batch=1))
+    assert S.calls == [(1, 1)] * 4 and [s.start for s in one] == [10, 11]
+    torch.testing.assert_close(torch.cat([s.video for s in one], 2), got[0].video[:, :, :2])
     # A transition changes z from frame to frame: one window per frame, same as frame by frame.
     tr = Timeline(1, transition=Transition(4, at=12, over=4))
     lr = frames(G, tr, 6, 22)[None]

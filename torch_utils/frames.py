@@ -16,6 +16,31 @@ import torch
 
 from torch_utils.misc import AtomicTarget, StreamingWriter
 
+# Frame rates an mp4 stores as written (docs/generation.md#frame-rate): measured by writing and
+# reading back with PyAV/libx264, 0.01 .. 1,000,000 fps round-trip, 1e-4 is stored as 24 and 1e9
+# gives a zero duration; beyond 1000 fps players drop frames, so that is the limit.
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+FPS_DENOMINATOR = 1001  # the rate is stored as a fraction with at most this denominator
+FPS_TOLERANCE = 1e-6  # relative; a rate no such fraction matches this closely is refused
+
+
+def mp4_rate(fps: float) -> Fraction:
+    """The frame rate an mp4 written at `fps` stores (and players report): the nearest fraction
+    with a denominator of at most 1001 (30000/1001 for 29.97003). ValueError (one line) for a
+    rate outside [0.01, 1000] fps or one that no such fraction matches to 1e-6
+    (docs/generation.md#frame-rate)."""
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise ValueError(
+            f"`fps` must be between {MIN_FPS:g} and {MAX_FPS:g} frames per second, got {fps:g}"
+        )
+    rate = Fraction(fps).limit_denominator(FPS_DENOMINATOR)
+    if abs(float(rate) - fps) > FPS_TOLERANCE * fps:
+        raise ValueError(
+            f"`fps` {fps:g} cannot be stored in an mp4 (a fraction with a denominator of at most "
+            f"{FPS_DENOMINATOR}); the nearest that can is {float(rate):.9g} ({rate})"
+        )
+    return rate
+
 
 def to_uint8(video: torch.Tensor) -> torch.Tensor:
     """Frames in [-1, 1] -> uint8 as the original writes and evaluates them:
@@ -72,7 +97,8 @@ class Mp4Writer(StreamingWriter):
 
     The index (moov atom) is placed at the start of the file ("faststart") for streaming players.
     `crf` is x264's quality knob: 0 lossless, 18 visually lossless, 23 default, 51 worst. Height
-    and width must be even (a 4:2:0 requirement).
+    and width must be even (a 4:2:0 requirement). The file's frame rate is `mp4_rate(fps)`
+    (`rate`); an `fps` it refuses raises ValueError before anything is written.
 
         with Mp4Writer("out.mp4", fps=30) as writer:
             for frame in frames:  # RGB uint8 [H, W, 3]
@@ -82,6 +108,7 @@ class Mp4Writer(StreamingWriter):
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, crf: int = 18):
         self.path = Path(path)
         self.fps, self.crf = fps, crf
+        self.rate = mp4_rate(fps)
         self._target = AtomicTarget(self.path, hidden=False)
         self.tmp_path = self._target.tmp
         self.num_frames = 0
@@ -99,9 +126,7 @@ class Mp4Writer(StreamingWriter):
             if height % 2 or width % 2:
                 self.abort()
                 raise ValueError(f"H.264 mp4 needs even height and width, got {height}x{width}")
-            stream = self._container.add_stream(
-                "libx264", rate=Fraction(self.fps).limit_denominator(1001)
-            )
+            stream = self._container.add_stream("libx264", rate=self.rate)
             stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
             stream.options = {"crf": str(self.crf)}
             self._stream = stream
