@@ -40,7 +40,7 @@ import scipy.ndimage
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from datasets.video_io import TRUNCATION_SLACK, VideoReadError, av_reason
+from datasets.video_io import TRUNCATION_SLACK, VideoReadError, av_reason, name_problem
 from torch_utils.misc import write_atomic
 
 try:  # OpenCV is only needed for Farneback optical flow; frame differences are the fallback.
@@ -98,6 +98,9 @@ class Thresholds:
     cut_window: float = 1.0  # seconds on each side of the rolling median
 
     def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not math.isfinite(value):
+                raise ValueError(f"`{name}` must be a finite number, got {value}")
         if self.min_seconds < 0 or self.min_motion < 0 or self.min_sharpness < 0:
             raise ValueError("`min_seconds`, `min_motion` and `min_sharpness` must be >= 0")
         if self.max_motion < self.min_motion:
@@ -280,11 +283,26 @@ class VideoAnalysis:
         return (self.size, self.mtime_ns, self.settings) == (size, mtime_ns, settings)
 
 
+def video_name_problem(video: str) -> str | None:
+    """Why the video at `video` (relative to SRC) cannot be curated, or None: the path and the
+    clip dirs named after it must be relative, normalised POSIX paths
+    (docs/datasets.md#names-and-paths); e.g. `...mp4` would give clip dirs under `..`."""
+    problem = name_problem(video)
+    if problem or video == ".":
+        return problem or "is not a file name"
+    stem = PurePosixPath(video).with_suffix("").as_posix()
+    return name_problem(stem) and f"would give the clip dirs {stem!r}/..."
+
+
 def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings) -> VideoAnalysis:
     """Decode `src/video` once at `settings.width` and measure every frame (see module doc)."""
     path = Path(src) / video
     stat = path.stat()
     result = VideoAnalysis(video, stat.st_size, stat.st_mtime_ns, settings)
+    problem = video_name_problem(video)
+    if problem:  # its shots could not be written: say so now, not after from-videos reads it
+        result.error = f"its path {problem}; rename it"
+        return result
     motion_fn = MOTION_FUNCTIONS[settings.motion_method]
     rows: list[tuple[float, float, float, float, int]] = []
     prev_luma = prev_hist = None

@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -26,10 +28,12 @@ from datasets.curate import (
     hamming,
     split_clips,
 )
+from datasets.video_io import VIDEO_EXTENSIONS, name_problem
 from torch_utils.misc import write_atomic
 
 MANIFEST_FORMAT = "lvg-dataset curate manifest"
 MANIFEST_VERSION = 1
+LIMIT = 1e9  # frame numbers, times and scores of a manifest entry lie within +-LIMIT
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -99,23 +103,113 @@ def shot_to_json(shot: Shot) -> dict[str, Any]:
     return entry
 
 
-def shot_from_json(entry: dict[str, Any]) -> Shot:
-    """The `Shot` of a manifest entry written by `shot_to_json`."""
-    scores = entry["scores"]
-    return Shot(
-        video=str(entry["video"]),
-        start_frame=int(entry["start_frame"]),
-        end_frame=int(entry["end_frame"]),
-        start=float(entry["start"]),
-        end=float(entry["end"]),
-        fps=float(entry["fps"]),
-        motion=float(scores["motion"]),
-        sharpness=float(scores["sharpness"]),
-        cut_score=float(scores["cut"]),
-        phash=tuple(int(h, 16) for h in scores["phash"]),
-        reason=entry.get("reason"),
-        duplicate_of=entry.get("duplicate_of"),
+def shot_from_json(entry: Any, where: str = "entry") -> Shot:
+    """The `Shot` of a manifest entry written by `shot_to_json`, checked as data, never trusted
+    as a path (docs/datasets.md#names-and-paths). ValueError naming `where` and the field: `video`
+    must be a relative, normalised POSIX path of a video file (`name_problem`), frame numbers
+    non-negative integers with start < end, times and scores finite numbers, fps positive."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is not a JSON object")
+    video = _field(entry, "video", str, where)
+    problem = name_problem(video)
+    if problem:
+        raise ValueError(f"{where}.video {_shown(video)} {problem}")
+    if PurePosixPath(video).suffix.lower() not in VIDEO_EXTENSIONS:
+        raise ValueError(
+            f"{where}.video {_shown(video)} is not a video file ({' '.join(VIDEO_EXTENSIONS)})"
+        )
+    start_frame, end_frame = (
+        _frame_number(entry, key, where) for key in ("start_frame", "end_frame")
     )
+    if end_frame <= start_frame:
+        raise ValueError(f"{where}.end_frame {end_frame} is not after start_frame {start_frame}")
+    start, end, fps = (_number(entry, key, where) for key in ("start", "end", "fps"))
+    if end <= start:
+        raise ValueError(f"{where}.end {end} is not after start {start}")
+    if fps <= 0:
+        raise ValueError(f"{where}.fps {fps} is not positive")
+    scores = _field(entry, "scores", dict, where)
+    motion, sharpness, cut = (
+        _number(scores, key, f"{where}.scores") for key in ("motion", "sharpness", "cut")
+    )
+    hashes = _field(scores, "phash", list, f"{where}.scores")
+    if not all(isinstance(h, str) and re.fullmatch(r"[0-9a-fA-F]{1,16}", h) for h in hashes):
+        raise ValueError(f"{where}.scores.phash is not a list of 64-bit hex strings")
+    reason, duplicate_of = (
+        _field(entry, key, (str, type(None)), where, None) for key in ("reason", "duplicate_of")
+    )
+    shot = Shot(
+        video=video,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        start=start,
+        end=end,
+        fps=fps,
+        motion=motion,
+        sharpness=sharpness,
+        cut_score=cut,
+        phash=tuple(int(h, 16) for h in hashes),
+        reason=reason,
+        duplicate_of=duplicate_of,
+    )
+    problem = name_problem(shot.name)
+    if problem:
+        raise ValueError(
+            f"{where}.video {_shown(video)} gives the clip dir {_shown(shot.name)}, which {problem}"
+        )
+    return shot
+
+
+_MISSING = object()
+
+
+def _field(
+    entry: dict, key: str, types: type | tuple[type, ...], where: str, default: Any = _MISSING
+) -> Any:
+    """`entry[key]`, which must be of `types` (or absent, if there is a `default`)."""
+    if key not in entry:
+        if default is _MISSING:
+            raise ValueError(f"{where}.{key} is missing")
+        return default
+    value = entry[key]
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise ValueError(
+            f"{where}.{key} {_shown(value)} is not {_TYPE_NAMES.get(types, 'of the right type')}"
+        )
+    return value
+
+
+_TYPE_NAMES: dict[Any, str] = {
+    str: "a string",
+    int: "an integer",
+    dict: "a JSON object",
+    list: "a list",
+    (str, type(None)): "a string",
+}
+
+
+def _frame_number(entry: dict, key: str, where: str) -> int:
+    value = _field(entry, key, int, where)
+    if not 0 <= value < LIMIT:
+        raise ValueError(f"{where}.{key} {_shown(value)} is not a frame number (0 .. {LIMIT:.0e})")
+    return value
+
+
+def _number(entry: dict, key: str, where: str) -> float:
+    value = entry.get(key, _MISSING)
+    if value is _MISSING:
+        raise ValueError(f"{where}.{key} is missing")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{where}.{key} {_shown(value)} is not a finite number")
+    if abs(value) > LIMIT:
+        raise ValueError(f"{where}.{key} {value} is out of range (+-{LIMIT:.0e})")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    """A JSON value in a message: one line, at most 60 characters."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, allow_nan=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
@@ -186,15 +280,23 @@ def read_manifest(path: str | os.PathLike) -> list[Shot]:
         raise ValueError(
             f"manifest {path} does not exist; make one with lvg-dataset curate"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise ValueError(f"manifest {path} is not readable JSON ({e})") from None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path} is not a manifest of lvg-dataset curate")
     if data.get("version") != MANIFEST_VERSION:
         raise ValueError(
-            f"manifest {path} has version {data.get('version')}, this tool reads {MANIFEST_VERSION}"
+            f"manifest {path} has version {_shown(data.get('version'))}, this tool reads "
+            f"{MANIFEST_VERSION}"
+        )
+    kept = data.get("kept")
+    if not isinstance(kept, list):
+        raise ValueError(
+            f"manifest {path}: kept is not a list; make a new one with lvg-dataset curate"
         )
     try:
-        return [shot_from_json(entry) for entry in data["kept"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"manifest {path} has a malformed clip entry ({e!r})") from None
+        return [shot_from_json(entry, f"kept[{i}]") for i, entry in enumerate(kept)]
+    except ValueError as e:
+        raise ValueError(
+            f"manifest {path}: {e}; fix the entry or make a new manifest with lvg-dataset curate SRC"
+        ) from None

@@ -4,6 +4,8 @@ Video files out: `torch_utils.frames.Mp4Writer`."""
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,29 @@ class VideoReadError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a clip dir, frame name or manifest video path
+    (docs/datasets.md#names-and-paths), or None: it must be a relative, normalised POSIX path of
+    printable characters (no leading `/`, drive letter, backslash, empty, `.` or `..` component,
+    control character or undecodable byte). A lone `.` (images directly in SRC) is allowed."""
+    if name == ".":
+        return None
+    if not name:
+        return "is empty"
+    bad = next((c for c in name if c == "\\" or unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        what = "a backslash" if bad == "\\" else f"the character {ascii(bad)[1:-1]}"
+        return f"contains {what}"
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        return "is absolute"
+    parts = name.split("/")
+    if ".." in parts:
+        return "has a '..' component"
+    if "" in parts or "." in parts:
+        return "is not normalised (an empty or '.' component)"
+    return None
 
 
 def list_files(root: str | os.PathLike, extensions: tuple[str, ...]) -> list[Path]:

@@ -34,6 +34,7 @@ from datasets.video_io import (
     VIDEO_EXTENSIONS,
     VideoReadError,
     list_files,
+    name_problem,
     read_image,
     read_video,
     resize_frame,
@@ -45,17 +46,25 @@ if TYPE_CHECKING:
 # A source frame: one RGB uint8 array of any size (resized to every resolution), or one array per
 # resolution already at that size (the synthetic benchmark renders each resolution directly).
 SourceFrame = Union[np.ndarray, Mapping[Resolution, np.ndarray]]
+MAX_WORKERS = 256  # threads for resizing and encoding; each holds 2 frames in flight
+SYNTHETIC_CHUNK = 64  # synthetic frames rendered at a time (memory does not grow with `num_frames`)
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 @dataclass
 class ClipSource:
-    """One clip to write: its clip_dir in the shard, what to name in warnings, and its frames."""
+    """One clip to write: its clip_dir in the shard, what to name in warnings, and its frames.
+    `problem`: why it is skipped without reading it (a name that cannot be a clip dir)."""
 
     clip_dir: str
     label: str
     frames: Callable[[], Iterator[tuple[str, SourceFrame]]]
+    problem: str | None = None
+
+
+class NothingWritten(ValueError):
+    """Every source of a partition was skipped, so no shard was written."""
 
 
 @dataclass
@@ -155,9 +164,19 @@ def write_partition(
     (docs/datasets.md#sharding).
 
     Sources are split with `np.array_split` into `num_partitions` chunks. A source that fails to
-    read is skipped with a one-line `warn`ing. ValueError if a shard already exists.
+    read (or whose name cannot be a clip dir, docs/datasets.md#names-and-paths) is skipped with a
+    one-line `warn`ing. ValueError if a shard already exists or the partition gets no source;
+    `NothingWritten` (no shard is left) if every source is skipped.
     """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"`workers` must be between 1 and {MAX_WORKERS}, got {workers}")
+    total = len(sources)
     sources = partition_sources(sources, num_partitions, partition)
+    if not sources:
+        raise ValueError(
+            f"`partition` {partition} of `num_partitions` {num_partitions} gets none of the "
+            f"{total} clips; use `num_partitions` <= {total}"
+        )
     shard_name = f"partition_{partition:04d}"
     paths = {res: shard_path(dst, res, shard_name) for res in resolutions}
     existing = [str(p) for p in paths.values() if p.exists()]
@@ -167,18 +186,31 @@ def write_partition(
         )
 
     summary = WriteSummary(0, 0, 0, list(paths.values()))
+    skipped: list[str] = []
     with ExitStack() as stack:
         writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
         for source in tqdm.tqdm(sources, desc=shard_name, unit="video", disable=not progress):
-            encoded = _ordered_map(
-                lambda item: (item[0], encode_frame(item[1], resolutions)), source.frames(), workers
-            )
             try:
+                if source.problem:
+                    raise VideoReadError(source.label, source.problem)
+                encoded = _ordered_map(
+                    lambda item: (item[0], encode_frame(item[1], resolutions)),
+                    source.frames(),
+                    workers,
+                )
                 summary.frames += write_clip(writers, source.clip_dir, encoded)
                 summary.written += 1
             except VideoReadError as e:
                 summary.skipped += 1
+                skipped.append(f"{source.label} ({e.reason})")
                 warn(f"warning: skipped {source.label}: {e.reason}")
+        if not summary.written:  # raised inside the block: the writers discard their temp files
+            listed = ", ".join(skipped[:3]) + (
+                f", and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            )
+            raise NothingWritten(
+                f"all {len(skipped)} videos were skipped: {listed}; nothing was written"
+            )
     return summary
 
 
@@ -186,25 +218,58 @@ def write_partition(
 # Sources
 
 
+def printable(text: str) -> str:
+    """`text` for a one-line message: as it is, or `ascii`-escaped if it holds control
+    characters or undecodable bytes (a hostile file name cannot break the line)."""
+    return text if text.isprintable() else ascii(text)
+
+
+def _named_source(clip_dir: str, path: Path, frames, problem: str | None = None) -> ClipSource:
+    """A `ClipSource`; one whose clip_dir cannot be a zip path (docs/datasets.md#names-and-paths)
+    gets a `problem`, so it is skipped with a warning; `printable` keeps that warning one line."""
+    clip_problem = name_problem(clip_dir)
+    if clip_problem:
+        problem = f"its clip dir {clip_dir!r} {clip_problem}; rename it"
+    label = printable(str(path))
+    return ClipSource(clip_dir, label, frames, problem)
+
+
 def video_sources(src: Path, trim_start: float = 0.0, trim_end: float = 0.0) -> list[ClipSource]:
     """Every video under `src`; clip_dir = path relative to `src` without extension
-    (docs/datasets.md#on-disk-format)."""
+    (docs/datasets.md#on-disk-format). A video whose clip dir would not be a plain relative path
+    (e.g. `...mp4` -> `..`) is skipped with a warning (docs/datasets.md#names-and-paths)."""
 
     def frames(path: Path) -> Iterator[tuple[str, SourceFrame]]:
         for i, frame in enumerate(read_video(path, trim_start, trim_end)):
             yield f"frame_{i:06d}.jpg", frame
 
     return [
-        ClipSource(
-            path.relative_to(src).with_suffix("").as_posix(), str(path), lambda p=path: frames(p)
+        _named_source(
+            path.relative_to(src).with_suffix("").as_posix(), path, lambda p=path: frames(p)
         )
         for path in list_files(src, VIDEO_EXTENSIONS)
     ]
 
 
-def manifest_sources(src: Path, shots: list[Shot]) -> list[ClipSource]:
+def manifest_sources(
+    src: Path, shots: list[Shot], manifest: str = "the manifest"
+) -> list[ClipSource]:
     """The kept shots of a curate manifest; clip_dir = `Shot.name`, i.e. the video path relative
-    to `src` without extension, then `/<start>-<end>` (frame numbers, end exclusive)."""
+    to `src` without extension, then `/<start>-<end>` (frame numbers, end exclusive).
+
+    ValueError naming entry `kept[i]` of `manifest` if a video resolves (symlinks followed) to a
+    file outside `src`: the manifest is data and only picks videos of `src`
+    (docs/datasets.md#names-and-paths). The entries' names are checked by `read_manifest`.
+    """
+    root = src.resolve()
+    for i, shot in enumerate(shots):
+        target = (src / shot.video).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(
+                f"{manifest}: kept[{i}].video {shot.video!r} resolves to {printable(str(target))}, "
+                f"outside SRC {root} (a symlink?); copy the video into SRC and run "
+                "lvg-dataset curate again"
+            )
 
     def frames(shot: Shot) -> Iterator[tuple[str, SourceFrame]]:
         path = src / shot.video
@@ -247,7 +312,9 @@ def frame_folder_sources(src: Path) -> list[ClipSource]:
                 f"{folder} has several images that would become {duplicate}; keep one of them"
             )
         clip_dir = folder.relative_to(src).as_posix()  # "." for images directly in SRC
-        sources.append(ClipSource(clip_dir, str(folder), lambda p=paths: frames(p)))
+        bad = next((n for n in names if name_problem(n)), None)
+        problem = f"its image {bad!r} {name_problem(bad)}; rename it" if bad else None
+        sources.append(_named_source(clip_dir, folder, lambda p=paths: frames(p), problem))
     return sources
 
 
@@ -255,13 +322,20 @@ def synthetic_sources(
     num_videos: int, num_frames: int, resolutions: list[Resolution], seed: int
 ) -> list[ClipSource]:
     """Synthetic benchmark videos `video_%05d`; video i uses seed `seed * 100003 + i`, and every
-    resolution is rendered directly (no resizing), so all resolutions show the same scene."""
+    resolution is rendered directly (no resizing), so all resolutions show the same scene.
+    Frames are rendered `SYNTHETIC_CHUNK` at a time (`render_video` renders any range exactly)."""
     from datasets.synthetic import render_video  # imported here: only this source needs it
 
     def frames(video_seed: int) -> Iterator[tuple[str, SourceFrame]]:
-        videos = {res: render_video(video_seed, num_frames, *res)[0] for res in resolutions}
-        for i in range(num_frames):
-            yield f"frame_{i:06d}.jpg", {res: video[i] for res, video in videos.items()}
+        for start in range(0, num_frames, SYNTHETIC_CHUNK):
+            count = min(SYNTHETIC_CHUNK, num_frames - start)
+            videos = {
+                res: render_video(video_seed, count, *res, start_frame=start)[0]
+                for res in resolutions
+            }
+            for i in range(count):
+                frame = {res: video[i] for res, video in videos.items()}
+                yield f"frame_{start + i:06d}.jpg", frame
 
     return [
         ClipSource(f"video_{i:05d}", f"synthetic video {i}", lambda s=seed * 100003 + i: frames(s))
