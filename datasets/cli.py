@@ -3,6 +3,7 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ def _write(dst, resolutions, sources, num_partitions, partition, workers) -> Non
         summary = writer.write_partition(
             dst, resolutions, sources, num_partitions, partition, workers, progress=not is_quiet()
         )
+    except writer.NothingWritten as e:  # names files: no flag translation
+        raise click.ClickException(str(e)) from None
     except ValueError as e:
         raise _usage_error(e) from None
     click.echo(str(summary))
@@ -149,7 +152,7 @@ def _writing_options(fn: Callable) -> Callable:
             type=int,
             default=min(8, os.cpu_count() or 1),
             show_default=True,
-            help="Threads for resizing and JPEG encoding.",
+            help=f"Threads for resizing and JPEG encoding (1..{writer.MAX_WORKERS}).",
         ),
         quiet_option,
     ]
@@ -199,7 +202,9 @@ def from_videos(
     Videos (.avi .mkv .mov .mp4 .mpg .mpeg .webm .wmv, searched recursively) keep their native
     frame rate. Each frame is centre-cropped to the target aspect ratio and Lanczos-resized, every
     resolution directly from the source frame. clip_dir = video path relative to SRC without its
-    extension; frames are frame_000000.jpg, ... Unreadable videos are skipped with a warning.
+    extension; frames are frame_000000.jpg, ... Unreadable videos, and videos whose clip_dir
+    would not be a plain relative path (docs/datasets.md#names-and-paths), are skipped with a
+    warning; if every video is skipped, nothing is written and the command fails.
 
     \b
     Examples:
@@ -221,8 +226,11 @@ def from_videos(
     """
     dst = output_path("--outdir", outdir, "DST", legacy_dst)
     resolutions = _check_resolutions(res)
-    if trim_start < 0 or trim_end < 0:
-        raise click.ClickException("--trim-start and --trim-end must be >= 0 seconds")
+    if not (0 <= trim_start < math.inf and 0 <= trim_end < math.inf):  # False for nan
+        raise click.ClickException(
+            f"--trim-start and --trim-end must be >= 0 seconds and finite, got {trim_start} and "
+            f"{trim_end}"
+        )
     src_path = _check_src(src)
     if manifest is not None:
         if trim_start or trim_end:
@@ -237,7 +245,10 @@ def from_videos(
             raise click.ClickException(
                 f"manifest {manifest} keeps no clips; re-run lvg-dataset curate with looser limits"
             )
-        sources = writer.manifest_sources(src_path, shots)
+        try:
+            sources = writer.manifest_sources(src_path, shots, f"manifest {manifest}")
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     else:
         sources = writer.video_sources(src_path, trim_start, trim_end)
     if not sources:
@@ -280,10 +291,18 @@ def from_frames(src, legacy_dst, outdir, res, num_partitions, partition, workers
 @main.command("synthetic")
 @_legacy_dst
 @click.option(
-    "--videos", "num_videos", type=click.IntRange(min=1), required=True, help="Number of videos."
+    "--videos",
+    "num_videos",
+    type=click.IntRange(1, 100_000),
+    required=True,
+    help="Number of videos (clip names have 5 digits).",
 )
 @click.option(
-    "--frames", "num_frames", type=click.IntRange(min=1), required=True, help=FRAMES_HELP + "."
+    "--frames",
+    "num_frames",
+    type=click.IntRange(1, 1_000_000),
+    required=True,
+    help=FRAMES_HELP + " (frame names have 6 digits).",
 )
 @click.option(
     "--seed",
@@ -395,7 +414,7 @@ def synthetic(
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, writer.MAX_WORKERS),
     default=min(4, os.cpu_count() or 1),
     show_default=True,
     help="Processes analysing videos in parallel.",
@@ -459,7 +478,8 @@ def curate_videos(
     )
     for analysis in analyses:
         if analysis.error is not None:
-            click.echo(f"warning: skipped {src_path / analysis.video}: {analysis.error}", err=True)
+            shown = writer.printable(str(src_path / analysis.video))
+            click.echo(f"warning: skipped {shown}: {analysis.error}", err=True)
     result = manifests.curate(analyses, str(src_path.resolve()), thresholds)
     try:
         manifests.write_manifest(out_path, result)
@@ -511,15 +531,23 @@ def _echo_curation(result: manifests.Curation, num_videos: int, decoded: int, ou
 
 @main.command("info")
 @click.argument("dst")
-def info(dst) -> None:
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Also decode every frame, as lvg-dataset verify does (reads the whole dataset).",
+)
+@quiet_option
+def info(dst, verify) -> None:
     """Summarise DST and check that its resolutions agree.
 
     Prints, per resolution: shards, videos, total frames, shortest and longest video. Exits
-    non-zero if the resolutions do not hold the same clips with the same frames.
+    non-zero if the resolutions do not hold the same clips with the same frames. This reads only
+    the shards' indexes; --verify also reads every frame (see: lvg-dataset verify --help).
 
     \b
-    Example:
+    Examples:
       lvg-dataset info ~/data/horses
+      lvg-dataset info ~/data/horses --verify
     """
     resolutions = list_resolutions(dst)
     if not resolutions:
@@ -557,3 +585,65 @@ def info(dst) -> None:
                 + " --res ".join(format_resolution(r) for r in resolutions)
             )
     click.echo(f"consistent: all {len(folders)} resolution(s) hold the same clips and frames")
+    if verify:
+        _verify(dst, resolutions)
+
+
+@main.command("verify")
+@click.argument("dst")
+@quiet_option
+def verify_dataset(dst) -> None:
+    """Read and decode every frame of every clip of DST at every resolution.
+
+    A clip is damaged when a frame's bytes fail the zip CRC-32 check, its zip member is
+    truncated or missing, its JPEG data cannot be decoded, or it is not the folder's size with 3
+    channels (sizes are read from the JPEG header, so a huge frame is never decoded). Prints one
+    line per damaged clip (shard file: clip_dir/frame: reason), then a summary; exits non-zero if
+    any clip is damaged. Training and metrics skip damaged clips (docs/datasets.md).
+
+    \b
+    Example:
+      lvg-dataset verify ~/data/horses
+    """
+    resolutions = list_resolutions(dst)
+    if not resolutions:
+        raise click.ClickException(
+            f"no HHHHxWWWW folders in {dst}; make a dataset with: "
+            f"lvg-dataset from-videos SRC --outdir {dst} --res 36x64"
+        )
+    _verify(dst, resolutions)
+
+
+def _verify(dst, resolutions: list) -> None:
+    """Decode every frame at every resolution: one line per damaged clip or unfinished shard, a
+    summary, and a ClickException if anything is damaged (docs/datasets.md#damaged-data)."""
+    try:
+        folders = [ShardFolder(dst, res, skip_unfinished=True) for res in resolutions]
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    damaged, clips, frames = 0, 0, 0
+    for folder in folders:
+        for damage in folder.unfinished:
+            damaged += 1
+            click.echo(f"damaged: {damage}")
+    total = sum(len(folder.clips) for folder in folders)
+    with tqdm.tqdm(total=total, desc="verify", unit="clip", disable=is_quiet()) as bar:
+        for folder in folders:
+            for clip in folder.clips:
+                damages = folder.check_clip(clip)
+                clips, frames = clips + 1, frames + clip.num_frames
+                if damages:
+                    damaged += 1
+                    extra = len(damages) - 1
+                    more = f" (+{extra} more damaged frame(s))" if extra else ""
+                    bar.write(f"damaged: {damages[0]}{more}")
+                bar.update()
+    where = f"{clips} clips ({frames} frames) at {len(folders)} resolution(s)"
+    if not damaged:
+        click.echo(f"verified: all {where} read cleanly")
+        return
+    click.echo(f"verified {where}: {damaged} damaged")
+    raise click.ClickException(
+        f"{damaged} damaged clip(s) or shard(s) in {dst} (listed above); training and metrics "
+        "skip them, or rebuild the shards that hold them from their sources"
+    )

@@ -11,13 +11,17 @@ import io
 import json
 import os
 import re
+import sys
+import warnings
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import torch
+import tqdm
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -64,6 +68,43 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+class BadFrameError(ValueError):
+    """Frame bytes that are not a frame of the expected size; the message is the reason."""
+
+
+def decode_frame(data: bytes, resolution: Resolution) -> np.ndarray:
+    """Checked JPEG bytes -> RGB uint8 `[H, W, 3]` (docs/datasets.md#damaged-data).
+
+    The size and channels are checked from the header, before any pixel is decoded, so a huge
+    image (a decode bomb) costs nothing. BadFrameError if the bytes are no image, are truncated or
+    corrupt, or are not `resolution` with 3 channels.
+    """
+    height, width = resolution
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            if image.size != (width, height):
+                raise BadFrameError(
+                    f"the frame is {image.height}x{image.width}, not {height}x{width} "
+                    "(the folder's resolution)"
+                )
+            if image.mode != "RGB":
+                bands = len(image.getbands())
+                raise BadFrameError(f"the frame has {bands} channel(s) ({image.mode}), not 3 (RGB)")
+            image.load()
+            return np.asarray(image)
+    except BadFrameError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise BadFrameError(f"the frame is far too large to decode ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise BadFrameError("not a JPEG image (no image format recognises the bytes)") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's truncated and corrupt-data errors
+        raise BadFrameError(f"corrupt or truncated JPEG data ({e})") from None
+
+
 # ---------------------------------------------------------------------------------------------------
 # Writing
 
@@ -107,9 +148,25 @@ class ShardWriter(StreamingWriter):
             raise RuntimeError(f"clip {self._clip.clip_dir!r} is still open")
         if clip_dir in self.frame_paths:
             raise ValueError(f"clip {clip_dir!r} is already in {self.path.name}")
+        from datasets.video_io import name_problem  # here: reading shards needs no video code
+
+        problem = name_problem(clip_dir)
+        if problem:
+            raise ValueError(
+                f"clip dir {clip_dir!r} {problem}; clip dirs are relative POSIX paths such as "
+                "'ride/v0' (docs/datasets.md#names-and-paths)"
+            )
         self._clip = _OpenClip(clip_dir, [], self._zip.start_dir, len(self._zip.filelist))
 
     def add_frame(self, frame_name: str, data: bytes) -> None:
+        from datasets.video_io import name_problem
+
+        problem = name_problem(frame_name)
+        if problem or "/" in frame_name or frame_name in (".", FRAME_LIST):
+            raise ValueError(
+                f"frame name {frame_name!r} {problem or 'is not a plain file name'}; frame names "
+                "are file names such as 'frame_000000.jpg' (docs/datasets.md#names-and-paths)"
+            )
         self._write(str(PurePosixPath(self._clip.clip_dir, frame_name)), data)
         self._clip.frame_names.append(frame_name)
 
@@ -200,18 +257,141 @@ class Clip:
         return len(self.frame_names)
 
 
-def missing_resolution_message(root: Path, resolution: Resolution) -> str:
+# Damaged data (docs/datasets.md#damaged-data)
+
+MAX_DAMAGED_FRACTION = 0.01  # reading stops when more than this share of the clips is damaged ...
+MIN_DAMAGED = 5  # ... and at least this many are (or when every clip is)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Where a clip is damaged: the file (a shard, or a video file), the clip in it, the member
+    (`<clip_dir>/<frame_name>` in a shard, '' for a video file) and the reason."""
+
+    path: str
+    clip: str
+    member: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: {self.member}" if self.member else self.path
+        return f"{where}: {self.reason}"
+
+
+class DamagedClipError(ValueError):
+    """A clip that cannot be read: a bad CRC-32, a truncated or missing zip member, undecodable
+    JPEG data, or a frame of the wrong size or channels. `damage` says where and why."""
+
+    def __init__(self, damage: Damage):
+        super().__init__(str(damage))
+        self.damage = damage
+
+    def __reduce__(self):
+        return type(self), (self.damage,)
+
+
+class DamagedDataError(ValueError):
+    """Too much of a dataset (or folder of videos) is damaged to go on; the message says how much,
+    names the first damaged file and how to find the rest."""
+
+
+def _warn(message: str) -> None:
+    tqdm.tqdm.write(message, file=sys.stderr)
+
+
+class DamageTally:
+    """The damaged clips met while reading `num_clips` clips, each warned about once, and the limit
+    past which reading stops (docs/datasets.md#damaged-data): DamagedDataError when every clip is
+    damaged, or when more than `MAX_DAMAGED_FRACTION` of them and at least `MIN_DAMAGED` are.
+
+    `what` names the clips in messages ("clips in /data"), `fix` is the advice that ends the error
+    message, `state` what is wrong with them ("damaged", "unreadable")."""
+
+    def __init__(
+        self,
+        num_clips: int,
+        what: str,
+        fix: str,
+        state: str = "damaged",
+        warn: Callable[[str], None] = _warn,
+    ):
+        self.num_clips, self.what, self.fix, self.warn = num_clips, what, fix, warn
+        self.state = state
+        self.found: dict[tuple[str, str], Damage] = {}
+        self.skipped_reads = 0  # reads replaced by another clip's (one clip may fail many times)
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    @property
+    def first(self) -> Damage | None:
+        return next(iter(self.found.values()), None)
+
+    def add(self, damages: Iterable[Damage]) -> None:
+        """Count `damages` (warning once per new clip), then stop if past the limit."""
+        for damage in damages:
+            self.skipped_reads += 1
+            key = (Path(damage.path).stem, damage.clip)
+            if key not in self.found:
+                self.found[key] = damage
+                kind = "clip" if damage.member else "file"
+                self.warn(f"warning: skipped {self.state} {kind} {damage}")
+        self.check()
+
+    def too_many(self) -> bool:
+        count = len(self.found)
+        if count >= self.num_clips:
+            return True
+        return count >= MIN_DAMAGED and count > MAX_DAMAGED_FRACTION * self.num_clips
+
+    def check(self) -> None:
+        if not self.too_many():
+            return
+        count = len(self.found)
+        amount = (
+            f"every one of the {self.num_clips} {self.what} is {self.state}"
+            if count >= self.num_clips
+            else f"{count} of the {self.num_clips} {self.what} are {self.state} (more than "
+            f"{MAX_DAMAGED_FRACTION:.0%} and at least {MIN_DAMAGED})"
+        )
+        raise DamagedDataError(f"{amount}, the first: {self.first}; {self.fix}")
+
+
+def first_readable(
+    num_items: int, index: int, read: Callable[[int], Any]
+) -> tuple[Any, list[Damage]]:
+    """`read(index)`, or if that clip is damaged `read(index + 1)`, ... (wrapping around): the
+    first clip that reads cleanly, and the damage met on the way. `(None, damages)` if every clip
+    is damaged. A pure function of `index` and the data, so substitutes stay reproducible."""
+    damages: list[Damage] = []
+    for offset in range(num_items):
+        try:
+            return read((index + offset) % num_items), damages
+        except DamagedClipError as e:
+            damages.append(e.damage)
+    return None, damages
+
+
+def missing_resolution_message(root: Path, *resolutions: Resolution) -> str:
+    """The error for resolution folders missing from `root`: the fix command makes all of them
+    in one pass (docs/datasets.md#making-a-dataset)."""
     present = ", ".join(resolution_dirname(r) for r in list_resolutions(root)) or "none"
+    folders = " and ".join(resolution_dirname(r) for r in resolutions)
+    flags = " ".join(f"--res {format_resolution(r)}" for r in resolutions)
     return (
-        f"no {resolution_dirname(resolution)} folder in {root} (resolutions present: {present}); "
-        f"make it with: lvg-dataset from-videos SRC --outdir {root} --res {format_resolution(resolution)}"
+        f"no {folders} folder{'s' if len(resolutions) > 1 else ''} in {root} (resolutions present: {present}); "
+        f"make {'them' if len(resolutions) > 1 else 'it'} with: lvg-dataset from-videos SRC --outdir {root} {flags}"
     )
 
 
 class ShardFolder:
     """All shards of one resolution: the clip index and lazily opened, per-process zip handles."""
 
-    def __init__(self, root: str | os.PathLike, resolution: ResolutionLike):
+    def __init__(
+        self, root: str | os.PathLike, resolution: ResolutionLike, skip_unfinished: bool = False
+    ):
+        """ValueError for a shard that is not a finished zip with its `frame_paths.json`; with
+        `skip_unfinished` such shards are left out instead and listed in `unfinished`."""
         self.root = Path(root)
         self.resolution = parse_resolution(resolution)
         self.path = self.root / resolution_dirname(self.resolution)
@@ -223,14 +403,19 @@ class ShardFolder:
                 f"no *.zip shards in {self.path}; is the dataset still being written?"
             )
         self.clips: list[Clip] = []
+        self.unfinished: list[Damage] = []
         for shard in shards:
             try:
                 with zipfile.ZipFile(shard) as zf:
                     frame_paths = json.loads(zf.read(FRAME_LIST))
-            except (zipfile.BadZipFile, KeyError) as e:
-                raise ValueError(
-                    f"{shard} is not a finished shard ({e}); delete it and write it again"
-                ) from e
+            except (zipfile.BadZipFile, KeyError, EOFError, ValueError) as e:
+                if not skip_unfinished:
+                    raise ValueError(
+                        f"{shard} is not a finished shard ({e}); delete it and write it again"
+                    ) from e
+                reason = f"not a finished shard ({e}); delete it and write it again"
+                self.unfinished.append(Damage(str(shard), "", "", reason))
+                continue
             for clip_dir, names in sorted(frame_paths.items()):
                 self.clips.append(Clip(shard.stem, clip_dir, tuple(names)))
         self._zips: dict[str, zipfile.ZipFile] = {}
@@ -243,10 +428,38 @@ class ShardFolder:
             self._zips[shard] = zipfile.ZipFile(self.path / f"{shard}.zip")
         return self._zips[shard]
 
+    def shard_file(self, clip: Clip) -> Path:
+        return self.path / f"{clip.shard}.zip"
+
     def read_frame(self, clip: Clip, frame_index: int) -> np.ndarray:
-        """One frame as RGB uint8 `[H, W, 3]`."""
-        name = str(PurePosixPath(clip.clip_dir, clip.frame_names[frame_index]))
-        return decode_jpeg(self._zip(clip.shard).read(name))
+        """One frame as RGB uint8 `[H, W, 3]`; DamagedClipError (naming the shard file and the
+        member) if its bytes or its JPEG data are damaged (docs/datasets.md#damaged-data)."""
+        member = str(PurePosixPath(clip.clip_dir, clip.frame_names[frame_index]))
+        try:
+            return decode_frame(self._zip(clip.shard).read(member), self.resolution)
+        except KeyError:
+            reason = "missing from the shard (listed in frame_paths.json)"
+        except zipfile.BadZipFile as e:
+            reason = str(e)
+            if reason.startswith("Bad CRC-32"):
+                reason = "bad CRC-32: the stored bytes changed after the shard was written"
+        except EOFError:
+            reason = "truncated: the shard file ends inside this frame"
+        except OSError as e:
+            reason = f"cannot read the shard ({e.strerror or e})"
+        except BadFrameError as e:
+            reason = str(e)
+        raise DamagedClipError(Damage(str(self.shard_file(clip)), clip.clip_dir, member, reason))
+
+    def check_clip(self, clip: Clip) -> list[Damage]:
+        """Read and decode every frame of `clip`; the damaged ones (`lvg-dataset verify`)."""
+        damages = []
+        for i in range(clip.num_frames):
+            try:
+                self.read_frame(clip, i)
+            except DamagedClipError as e:
+                damages.append(e.damage)
+        return damages
 
     def read_video(self, clip: Clip, frame_indices: Sequence[int]) -> torch.Tensor:
         """Frames of `clip` as float `[C, T, H, W]` in [-1, 1] (2·x/255 − 1, docs/datasets.md)."""
@@ -270,6 +483,10 @@ class VideoDataset(Dataset):
       seeds differently in every worker and epoch (persistent workers included). With an integer
       `seed`, item `i` is a pure function of `(seed, epoch, i)`; call `set_epoch` (it must reach the
       workers, so do not use persistent workers then).
+    * Damaged clips (docs/datasets.md#damaged-data): an item whose frames cannot be read is
+      replaced by the next clip that reads cleanly (`get`, with that clip's own draw), so it stays
+      a pure function of `(seed, epoch, i)` and the data. `dataset[i]` warns once per damaged clip
+      and counts it in `damage`; DamagedDataError past the limit of `DamageTally`.
     """
 
     def __init__(
@@ -303,6 +520,8 @@ class VideoDataset(Dataset):
                 f"no clip in {self.shards.path} has the {self.min_length} frames needed for "
                 f"seq_length {seq_length} (longest has {longest}); use a shorter seq_length"
             )
+        self.root = self.shards.root
+        self.damage = new_tally(self)
 
     @property
     def clip_names(self) -> list[str]:
@@ -366,9 +585,32 @@ class VideoDataset(Dataset):
         """A chosen frame range of clip `index` (no flip), `[C, T, H, W]`; for metrics."""
         return self.read(index, self.frame_range(index, start, length, spacing))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+    def get(self, key: int | tuple[int, int]) -> tuple[torch.Tensor | None, list[Damage]]:
+        """Item `key` and the damage met reading it: the clip's draw, or that of the next clip
+        that reads cleanly (`first_readable`); `(None, damages)` if every clip is damaged."""
         epoch, index = self._key(key)
-        return self.read(index, *self.sample(index, epoch))
+        return first_readable(len(self), index, lambda i: self.read(i, *self.sample(i, epoch)))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+        return checked_item(self.get(key), self.damage)
+
+
+def new_tally(dataset: VideoDataset | VideoDatasetTwoRes) -> DamageTally:
+    """A `DamageTally` for the clips of `dataset`, whose error points to `lvg-dataset verify`."""
+    return DamageTally(
+        len(dataset),
+        "clips in " + str(dataset.root),
+        f"list every damaged clip with: lvg-dataset verify {dataset.root}",
+    )
+
+
+def checked_item(item: tuple[Any, list[Damage]], tally: DamageTally) -> Any:
+    """The item of a `get`, its damage counted (and warned about) in `tally`."""
+    value, damages = item
+    tally.add(damages)
+    if value is None:  # every clip is damaged: `add` has raised already
+        raise DamagedDataError(f"every one of the {tally.what} is {tally.state}; {tally.fix}")
+    return value
 
 
 class VideoDatasetTwoRes(Dataset):
@@ -394,6 +636,8 @@ class VideoDatasetTwoRes(Dataset):
     ):
         self.lres = VideoDataset(root, lr_resolution, seq_length, frame_spacing, x_flip, seed)
         self.hres = VideoDataset(root, hr_resolution, seq_length, frame_spacing, x_flip, seed)
+        self.root = self.lres.root
+        self.damage = new_tally(self)
         difference = describe_difference(self.lres.shards, self.hres.shards)
         if difference:
             raise ValueError(
@@ -424,10 +668,20 @@ class VideoDatasetTwoRes(Dataset):
         """`(lres.read_frames(...), hres.read_frames(...))`: the same frames at both resolutions."""
         return tuple(d.read_frames(index, start, length, spacing) for d in (self.lres, self.hres))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(
+        self, key: int | tuple[int, int]
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, list[Damage]]:
+        """As `VideoDataset.get`: a clip damaged at either resolution is replaced by the next."""
         epoch, index = VideoDataset._key(key)
-        indices, flip = self.lres.sample(index, epoch)  # one draw for both resolutions
-        return self.lres.read(index, indices, flip), self.hres.read(index, indices, flip)
+
+        def read(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            indices, flip = self.lres.sample(i, epoch)  # one draw for both resolutions
+            return self.lres.read(i, indices, flip), self.hres.read(i, indices, flip)
+
+        return first_readable(len(self), index, read)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return checked_item(self.get(key), self.damage)
 
 
 def describe_difference(a: ShardFolder, b: ShardFolder) -> str:

@@ -82,6 +82,9 @@ class MetricContext:
     _detector: Detector | None = field(default=None, repr=False)
     _lpips: dict = field(default_factory=dict, repr=False)
     _videos: Mp4Folder | None = field(default=None, repr=False)
+    # The sources read so far, whose `damage` counts the videos skipped (`skipped_videos`).
+    _real_sources: list = field(default_factory=list, repr=False)
+    _generated_sources: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self.resolution = parse_resolution(self.resolution) if self.resolution else None
@@ -111,13 +114,29 @@ class MetricContext:
         if self.resolution is None:
             if self._videos is None:
                 self._videos = Mp4Folder(self.data)
+                self._real_sources.append(self._videos)
             return self._videos
-        return VideoDataset(
+        dataset = VideoDataset(
             self.data, self.resolution, seq_length=min_frames, frame_spacing=spacing
         )
+        self._real_sources.append(dataset)
+        return dataset
+
+    def skipped_videos(self) -> dict[str, int]:
+        """Damaged or unreadable videos (clips of a dataset, files of a folder) skipped so far,
+        real and generated (docs/metrics.md#damaged-and-unreadable-videos)."""
+        return {
+            "real": _count_damaged(self._real_sources),
+            "generated": _count_damaged(self._generated_sources),
+        }
 
     def generator(self, run: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(self.seed + run)
+
+
+def _count_damaged(sources: list) -> int:
+    """Distinct damaged videos met by `sources` (each a source with a `damage` tally)."""
+    return len(set().union(*(s.damage.found.keys() for s in sources)))
 
 
 @dataclass
@@ -355,6 +374,7 @@ def compute(name: str, ctx: MetricContext) -> MetricResult:
         "resolution": list(ctx.resolution) if ctx.resolution else "as stored",
         "generated": ctx.generated,
         "device": str(ctx.device),
+        "skipped_videos": ctx.skipped_videos(),
     }
     result.total_time = time.time() - start
     result.timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -407,7 +427,10 @@ def context_from_paths(
             f"{data} has no {res[0]}x{res[1]} folder (it has "
             f"{', '.join(f'{h}x{w}' for h, w in present)}); choose one with `res`"
         )
-    return MetricContext(data, res, sampler, generated, device, **options)
+    ctx = MetricContext(data, res, sampler, generated, device, **options)
+    if videos is not None:
+        ctx._generated_sources.append(source)
+    return ctx
 
 
 def _check_setup(data: Path, present: list, lres, sres, videos) -> None:

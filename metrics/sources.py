@@ -30,8 +30,16 @@ import av
 import numpy as np
 import torch
 
-from datasets.shards import VideoDataset, list_resolutions, parse_resolution
-from datasets.video_io import VIDEO_EXTENSIONS, list_files, read_video
+from datasets.shards import (
+    Damage,
+    DamagedClipError,
+    DamagedDataError,
+    DamageTally,
+    VideoDataset,
+    list_resolutions,
+    parse_resolution,
+)
+from datasets.video_io import VIDEO_EXTENSIONS, VideoReadError, list_files, read_video
 from networks.contract import DEFAULT_SEGMENT, SuperResolution
 from networks.lres_generator import LowResGenerator
 
@@ -52,27 +60,62 @@ class ClipSampler(Protocol):
 
 
 class Mp4Folder:
-    """All video files under a folder (recursive, sorted), read as `[3, T, H, W]` clips."""
+    """All video files under a folder (recursive, sorted), read as `[3, T, H, W]` clips.
+
+    A file that cannot be opened or decoded is skipped with a one-line warning and counted in
+    `damage` (docs/metrics.md#damaged-and-unreadable-videos): when the folder is opened if its
+    header does not give its frame count, else when a clip of it is first read
+    (`sample_real_clips`). DamagedDataError if no file can be read, or too many cannot."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self.paths = list_files(self.root, VIDEO_EXTENSIONS)
-        if not self.paths:
+        paths = list_files(self.root, VIDEO_EXTENSIONS)
+        if not paths:
             raise FileNotFoundError(
                 f"no video files ({', '.join(VIDEO_EXTENSIONS)}) under {self.root}; check the path"
             )
-        self._cached: tuple[int, np.ndarray] | None = None
-        self.num_frames = [
-            _count_frames(p) or len(self._decode(i)) for i, p in enumerate(self.paths)
-        ]
+        self.damage = DamageTally(
+            len(paths),
+            f"video files under {self.root}",
+            "check them with ffprobe, or replace them",
+            state="unreadable",
+        )
+        self._cached: tuple[Path, np.ndarray] | None = None
+        self._unreadable: dict[Path, Damage] = {}  # found undecodable after the header was read
+        self.paths: list[Path] = []
+        self.num_frames: list[int] = []
+        for path in paths:
+            count = _count_frames(path)
+            if not count:
+                try:
+                    count = len(self._decode_path(path))
+                except VideoReadError as e:
+                    self.damage.add([Damage(str(path), str(path), "", e.reason)])
+                    continue
+            self.paths.append(path)
+            self.num_frames.append(count)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _decode_path(self, path: Path) -> np.ndarray:
+        """Every frame of `path`, kept for the next `_decode` of the same file."""
+        frames = np.stack(list(read_video(path)))
+        self._cached = (path, frames)
+        return frames
+
     def _decode(self, index: int) -> np.ndarray:
-        if self._cached is None or self._cached[0] != index:
-            self._cached = (index, np.stack(list(read_video(self.paths[index]))))
-        return self._cached[1]
+        """Every frame of video `index`; DamagedClipError if it cannot be decoded (remembered,
+        so a bad file is decoded once)."""
+        path = self.paths[index]
+        if self._cached is not None and self._cached[0] == path:
+            return self._cached[1]
+        if path not in self._unreadable:
+            try:
+                return self._decode_path(path)
+            except VideoReadError as e:
+                self._unreadable[path] = Damage(str(path), str(path), "", e.reason)
+        raise DamagedClipError(self._unreadable[path])
 
     def read_frames(self, index: int, start: int, length: int, spacing: int = 1) -> torch.Tensor:
         frames = self._decode(index)[start : start + (length - 1) * spacing + 1 : spacing]
@@ -137,7 +180,11 @@ def open_videos(
 def sample_real_clips(
     source, num_frames: int, spacing: int = 1, seed: int = 0
 ) -> Iterator[torch.Tensor]:
-    """Endless `[3, T, H, W]` clips: videos in shuffled order epoch after epoch, uniform start."""
+    """Endless `[3, T, H, W]` clips: videos in shuffled order epoch after epoch, uniform start.
+
+    A clip that cannot be read (a damaged dataset clip, an undecodable video file) is skipped
+    and counted in `source.damage`, which warns once per video and raises DamagedDataError past
+    its limit (docs/datasets.md#damaged-data); so does a whole pass without a readable clip."""
     span = (num_frames - 1) * spacing + 1
     lengths = source_num_frames(source)
     eligible = np.array([i for i, n in enumerate(lengths) if n >= span])
@@ -147,10 +194,24 @@ def sample_real_clips(
             f"(longest has {max(lengths, default=0)}); use a shorter protocol or longer videos"
         )
     rng = np.random.default_rng(seed)
+    failed: set[int] = set()  # videos that failed since the last clip read
     while True:
         for index in rng.permutation(eligible):
             start = int(rng.integers(lengths[index] - span + 1))
-            yield source.read_frames(int(index), start, num_frames, spacing)
+            try:
+                clip = source.read_frames(int(index), start, num_frames, spacing)
+            except DamagedClipError as e:
+                source.damage.add([e.damage])
+                failed.add(int(index))
+                if len(failed) == len(eligible):
+                    tally = source.damage
+                    raise DamagedDataError(
+                        f"no clip of {span} frames can be read from the {len(eligible)} "
+                        f"{tally.what} long enough, the first: {tally.first}; {tally.fix}"
+                    ) from None
+                continue
+            failed.clear()
+            yield clip
 
 
 # ------------------------------------------------------------------------------------------------

@@ -5,14 +5,22 @@ The sampler walks epoch after epoch through a permutation seeded by (seed, epoch
 r every world_size-th item, and yields `(epoch, index)` keys so each item's random clip start
 and flip are a pure function of (seed, epoch, index), whichever worker loads it. Its position
 (items consumed by this rank) is all that a resume needs to continue the same order.
+
+Damaged clips (docs/datasets.md#damaged-data): workers load items with the dataset's `get`, which
+replaces a damaged clip by the next readable one, and send the damage found back with the batch;
+the main process warns once per clip, counts it (`ClipStream.damage`, in the tick statistics) and
+stops with DamagedDataError past the limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from datasets.shards import Damage, DamagedDataError, DamageTally, new_tally
 
 
 class ResumableSampler(Sampler):
@@ -40,8 +48,29 @@ class ResumableSampler(Sampler):
                 position += 1
 
 
+class _WithDamage(Dataset):
+    """Items `(dataset.get(key))`: the item (or None) and the damage met reading it."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key) -> tuple[Any, list[Damage]]:
+        return self.dataset.get(key)
+
+
+def _collate(items: list[tuple[Any, list[Damage]]]) -> tuple[Any, list[Damage]]:
+    """(the usual batch, or None if an item is missing because every clip is damaged; the damage)."""
+    values = [value for value, _ in items]
+    damages = [damage for _, found in items for damage in found]
+    return (None if any(v is None for v in values) else default_collate(values)), damages
+
+
 class ClipStream:
-    """`next(stream)` -> a batch of real clips on `device`; `position` counts items consumed."""
+    """`next(stream)` -> a batch of real clips on `device`; `position` counts items consumed;
+    `damage` counts the damaged clips skipped (a `datasets.shards.DamageTally`)."""
 
     def __init__(
         self,
@@ -56,10 +85,12 @@ class ClipStream:
     ):
         self.batch, self.device, self.position = batch, device, start
         sampler = ResumableSampler(len(dataset), seed, rank, world_size, start)
+        self.damage: DamageTally = new_tally(dataset)
         self.loader = DataLoader(
-            dataset,
+            _WithDamage(dataset),
             batch_size=batch,
             sampler=sampler,
+            collate_fn=_collate,
             num_workers=workers,
             pin_memory=device.type == "cuda",
             prefetch_factor=2 if workers > 0 else None,
@@ -68,8 +99,12 @@ class ClipStream:
         self._iter = iter(self.loader)
 
     def __next__(self):
-        batch = next(self._iter)
+        batch, damages = next(self._iter)
         self.position += self.batch
+        self.damage.add(damages)  # warns once per clip; DamagedDataError past the limit
+        if batch is None:
+            tally = self.damage
+            raise DamagedDataError(f"every one of the {tally.what} is {tally.state}; {tally.fix}")
         if isinstance(batch, (list, tuple)):
             return tuple(b.to(self.device, non_blocking=True) for b in batch)
         return batch.to(self.device, non_blocking=True)
