@@ -588,8 +588,6 @@ def main(
     given_lres, seeds = options.pop("lres_path"), options.pop("seeds")
     with _click_errors(ValueError):
         lres_path, sres_path = choose_models(given_lres, options.pop("sres_path"))
-    if given_lres is None and not quiet:
-        click.echo(f"no --lres given: using the demo models in {DEMO_DIR}", err=True)
     try:
         seed_list = parse_seeds(seeds)
     except ValueError as e:
@@ -597,6 +595,8 @@ def main(
     with _click_errors(ValueError):
         plan = plan_generation(lres_path, sres_path, seed_list, **options)
         check_writable([o.path for o in plan.videos + plan.pngs], overwrite)
+    if given_lres is None and not quiet:  # after the checks: an error stays one line
+        click.echo(f"no --lres given: using the demo models in {DEMO_DIR}", err=True)
     with _click_errors(RuntimeError):
         dev = choose_device(device)
     with _click_errors(NetworkError):

@@ -106,6 +106,10 @@ def test_cli_steps_change_weights_and_write_every_artefact(synth, tmp_path):
     result = CliRunner().invoke(train_main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "step 2 | tick 1" in result.output and "step 4 | tick 2" in result.output
+    # The start-up summary (docs/training.md#start-up), once, before the first tick line.
+    assert result.output.startswith("lvg-train lres, preset tiny: G 0.34M parameters, D 0.24M\n")
+    assert f"  data {synth}: 4 clips at 36x64\n" in result.output
+    assert "  steps 0 -> 4, ticks of 2\n" in result.output and "warning" not in result.output
     config = json.loads((out / "config.json").read_text())
     assert config["batch"] == 2 and config["preset"] == "tiny" and config["seed"] == 3
     assert config["diffaugment"] == "color,translation,cutout" and config["time_stretch"] == 1
@@ -207,7 +211,11 @@ def test_errors(synth, tmp_path):
     assert result.exit_code != 0 and "unknown DiffAugment policy blur" in result.output
     bad = ["sres", "--data", str(synth), "--outdir", str(tmp_path / "f"), "--lr-cond-prob", "2"]
     result = CliRunner().invoke(train_main, [*bad, "--preset", "tiny"])
-    assert result.exit_code != 0 and "lr_cond_prob must be in [0, 1], got 2.0" in result.output
+    assert result.exit_code != 0 and "'--lr-cond-prob': 2.0 is not in the range 0<=x<=1" in (
+        result.output
+    )
+    with pytest.raises(ValueError, match=r"lr_cond_prob must be in \[0, 1\], got 2.0"):
+        tiny_cfg(synth, tmp_path / "f", lr_cond_prob=2.0)
     train(tiny_cfg(synth, tmp_path / "d", total_steps=2), echo=lambda s: None)
     with pytest.raises(TrainingError, match="different settings"):
         train(tiny_cfg(synth, tmp_path / "d", total_steps=4, seed=9), echo=lambda s: None)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from torch_utils import distributed
 from torch_utils.cli import CONTEXT_SETTINGS, flags_in, interrupt_on_sigterm, is_quiet, quiet_option
-from training.config import TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
+from torch_utils.misc import choose_device
+from training.config import MAX_SEED, TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
 
 EXAMPLES = """
 \b
 Examples:
   # Smoke test on a CPU with the synthetic benchmark:
-  lvg-dataset synthetic --outdir data/synth --videos 16 --frames 160 --res 36x64 --res 144x256
+  lvg-dataset synthetic --outdir data/synth --videos 16 --frames 160 \\
+      --res 18x32 --res 36x64 --res 72x128
   lvg-train lres --data data/synth --outdir runs/lres-tiny --preset tiny
   lvg-train sres --data data/synth --outdir runs/sres-tiny --preset tiny
 \b
@@ -37,6 +40,24 @@ def main():
     interrupt_on_sigterm()
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also finite: `nan` and `inf` are refused (a range alone lets
+    `nan` through, since no comparison with it is true)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = FiniteFloat(min=0)
+PROBABILITY = FiniteFloat(min=0, max=1)
+RATE = FiniteFloat(min=0, min_open=True)
+
 # The options of both stages, in --help order (click.option decorators make a new Option each
 # time they are applied, so the list serves both commands).
 COMMON_OPTIONS = [
@@ -54,34 +75,44 @@ COMMON_OPTIONS = [
     ),
     click.option(
         "--preset",
-        default="paper",
-        show_default=True,
-        help="Named configuration: paper, small, tiny or demo.",
+        type=click.Choice(list(TRAIN_PRESETS["lres"])),
+        help="Named configuration: paper, small (both sized for GPUs), tiny or demo (CPU-sized). "
+        "Default: paper on a GPU; on a CPU give it.",
     ),
     click.option(
-        "--batch", type=int, help="Total batch over all processes and accumulation rounds."
+        "--batch", type=POSITIVE, help="Total batch over all processes and accumulation rounds."
     ),
-    click.option("--grad-accum", type=int, help="Gradient accumulation rounds per step."),
-    click.option("--gamma", type=float, help="R1 regularisation weight."),
-    click.option("--steps", "total_steps", type=int, help="Total training steps."),
-    click.option("--g-lr", type=float, help="Generator learning rate."),
+    click.option("--grad-accum", type=POSITIVE, help="Gradient accumulation rounds per step."),
+    click.option("--gamma", type=NON_NEGATIVE, help="R1 regularisation weight."),
+    click.option("--steps", "total_steps", type=POSITIVE, help="Total training steps."),
+    click.option("--g-lr", type=RATE, help="Generator learning rate."),
     click.option(
         "--d-lr",
-        type=float,
+        type=RATE,
         help="Discriminator learning rate (before the lazy-R1 correction).",
     ),
-    click.option("--seed", type=int, help="Random seed (per-process seeds derive from it)."),
+    click.option(
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        help="Random seed (per-process seeds derive from it).",
+    ),
     click.option("--device", help="cpu, cuda, cuda:1, ... (default: CUDA if available)."),
     click.option(
         "--precision",
         type=click.Choice(TRAIN_PRECISIONS),
         help="Autocast precision.",
     ),
-    click.option("--workers", type=int, help="DataLoader worker processes per GPU/process."),
-    click.option("--tick", "steps_per_tick", type=int, help="Steps per tick (status line, stats)."),
-    click.option("--snapshot-ticks", type=int, help="Ticks between G_ema snapshots."),
-    click.option("--state-ticks", type=int, help="Ticks between resumable training states."),
-    click.option("--sample-ticks", type=int, help="Ticks between sample videos."),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=0),
+        help="DataLoader worker processes per GPU/process.",
+    ),
+    click.option(
+        "--tick", "steps_per_tick", type=POSITIVE, help="Steps per tick (status line, stats)."
+    ),
+    click.option("--snapshot-ticks", type=POSITIVE, help="Ticks between G_ema snapshots."),
+    click.option("--state-ticks", type=POSITIVE, help="Ticks between resumable training states."),
+    click.option("--sample-ticks", type=POSITIVE, help="Ticks between sample videos."),
     click.option(
         "--metric",
         "metrics",
@@ -118,7 +149,7 @@ LRES_OPTIONS = [
     ),
     click.option(
         "--time-stretch",
-        type=float,
+        type=NON_NEGATIVE,
         help="Strength s of the D's time-stretch augmentation 2^U(-s,s); 0 turns it off.",
     ),
 ]
@@ -127,15 +158,26 @@ LRES_OPTIONS = [
 SRES_OPTIONS = [
     click.option(
         "--lr-cond-prob",
-        type=float,
+        type=PROBABILITY,
         help="Probability that the D sees the low-res conditioning of a clip (paper: 0.1).",
     ),
     click.option(
         "--in-augment-p",
-        type=float,
+        type=PROBABILITY,
         help="Probability multiplier of the low-res in-augmentation (paper: 0.5; 0 = off).",
     ),
 ]
+
+
+def default_preset(device: str | None) -> str:
+    """`--preset` when none is given (docs/training.md#start-up): `paper` on a GPU; on a CPU
+    an error naming both choices, rather than silently starting a GPU-sized run."""
+    if choose_device(device).type == "cuda":
+        return "paper"
+    raise click.ClickException(
+        "no --preset given and no GPU in use: the default paper preset is sized for GPUs; "
+        "give --preset tiny for a CPU smoke test (or --preset paper to run it here anyway)"
+    )
 
 
 def _run(stage: str, resume: Path | None, **options) -> None:
@@ -144,6 +186,8 @@ def _run(stage: str, resume: Path | None, **options) -> None:
     options["metrics"] = tuple(options.get("metrics") or ()) or None
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     try:
+        if options["preset"] is None:
+            options["preset"] = default_preset(options["device"])
         cfg = resolve(stage, **options)
         snapshot = train(
             cfg,

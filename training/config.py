@@ -14,6 +14,10 @@ from training.augment import parse_policy
 
 # Autocast precisions of a training step (docs/training.md#mixed-precision).
 TRAIN_PRECISIONS = ("float32", "bfloat16", "float16")
+# Seeds torch.Generator takes, with room for the per-process seeds `seed * processes + rank`.
+MAX_SEED = 2**63 - 1
+# Presets sized for GPUs: on a CPU a step takes minutes (docs/training.md#start-up).
+GPU_SIZED_PRESETS = ("paper", "small")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class TrainConfig:
                 f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
             )
         parse_policy(self.diffaugment)  # raises on an unknown op
-        if self.time_stretch < 0:
+        if not (math.isfinite(self.time_stretch) and self.time_stretch >= 0):
             raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")
         if not 0 <= self.lr_cond_prob <= 1:
             raise ValueError(f"lr_cond_prob must be in [0, 1], got {self.lr_cond_prob}")
@@ -90,10 +94,23 @@ class TrainConfig:
             "total_steps",
             "r1_interval",
             "steps_per_tick",
+            "snapshot_ticks",
+            "state_ticks",
+            "sample_ticks",
+            "keep_states",
             "seq_length",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"`workers` must be >= 0, got {self.workers}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"`seed` must be in [0, 2**63), got {self.seed}")
+        for name, zero_ok in (("g_lr", False), ("d_lr", False), ("gamma", True)):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
+                bound = ">= 0" if zero_ok else "> 0"
+                raise ValueError(f"`{name}` must be a finite number {bound}, got {value}")
 
     @property
     def d_lr_corrected(self) -> float:

@@ -29,8 +29,8 @@ import torch
 import networks
 from torch_utils import distributed
 from torch_utils.frames import video_grid
-from torch_utils.misc import choose_device, seed_everything, write_atomic
-from training.config import TrainConfig
+from torch_utils.misc import choose_device, format_resolution, seed_everything, write_atomic
+from training.config import GPU_SIZED_PRESETS, TrainConfig
 from training.data import ClipStream
 from training.state import list_states, load_state, rng_state, save_state, set_rng_state, state_path
 
@@ -54,6 +54,29 @@ def build_stage(cfg: TrainConfig, device: torch.device, gen: torch.Generator):
     from training.sres_gan import build_sres_stage
 
     return build_sres_stage(cfg, preset, device, gen)
+
+
+def stage_resolutions(cfg: TrainConfig) -> list[tuple[int, int]]:
+    """The dataset resolutions the stage reads: the low-res generator's output size (lres), or
+    the super-resolution network's input and output sizes (sres)."""
+    from networks.presets import get_preset
+
+    preset = get_preset(cfg.preset)
+    if cfg.stage == "lres":
+        return [(preset.lres_generator.height, preset.lres_generator.width)]
+    g_cfg = preset.sres_generator
+    return [(g_cfg.lr_height, g_cfg.lr_width), (g_cfg.hr_height, g_cfg.hr_width)]
+
+
+def _check_data(cfg: TrainConfig) -> None:
+    """FileNotFoundError naming every resolution folder of the stage missing from `data`, with
+    one command that makes them all (docs/training.md#start-up)."""
+    from datasets.shards import missing_resolution_message, resolution_dirname
+
+    root = Path(cfg.data)
+    missing = [r for r in stage_resolutions(cfg) if not (root / resolution_dirname(r)).is_dir()]
+    if missing:
+        raise FileNotFoundError(missing_resolution_message(root, *missing))
 
 
 def _check_config(outdir: Path, cfg: TrainConfig) -> None:
@@ -109,6 +132,8 @@ class RunLog:
         ]:
             if key in summary:
                 parts.append(f"{label} {summary[key]['mean']:.4g}")
+        if summary.get("data/damaged_clips", {}).get("mean"):  # docs/datasets.md#damaged-data
+            parts.append(f"damaged clips {summary['data/damaged_clips']['mean']:.0f}")
         self.echo(" | ".join(parts))
         sys.stdout.flush()  # one line per tick, visible at once even when redirected to a file
 
@@ -162,6 +187,9 @@ def train(
     if step >= cfg.total_steps:
         echo(f"already trained for {step} steps (total_steps {cfg.total_steps}); nothing to do")
         return _latest_snapshot(run.outdir)
+    if run.rank == 0:
+        for line in start_up_summary(cfg, run, gan, dataset, step):
+            echo(line)
 
     data = ClipStream(
         dataset, gan.batch_per_rank, cfg.seed, run.rank, run.world, run.device, cfg.workers,
@@ -178,8 +206,10 @@ def train(
 
 
 def _setup(cfg: TrainConfig, echo: Callable[[str], None]) -> _Run:
-    """Device, process group, the output directory (its config.json checked against `cfg`), the
-    metric names and the per-rank seeds (docs/training.md#initialisation-and-seeds)."""
+    """Device, process group, the checks that need no network (batch split, seeds, data
+    folders, metric names: all before anything is written, docs/training.md#start-up), the output
+    directory (its config.json checked against `cfg`) and the per-rank seeds
+    (docs/training.md#initialisation-and-seeds)."""
     device = choose_device(cfg.device)
     distributed.init(device.type)
     rank, world = distributed.rank(), distributed.world_size()
@@ -187,19 +217,52 @@ def _setup(cfg: TrainConfig, echo: Callable[[str], None]) -> _Run:
         raise TrainingError(
             f"`batch` {cfg.batch} is not divisible by `grad_accum` x processes = {cfg.grad_accum} x {world}; change `batch` or `grad_accum`"
         )
-    outdir = Path(cfg.outdir)
-    if rank == 0:
-        outdir.mkdir(parents=True, exist_ok=True)
-        _check_config(outdir, cfg)
-    distributed.barrier()
-
+    if cfg.seed * world + world - 1 >= 2**64:  # torch.Generator seeds are 64-bit
+        raise TrainingError(
+            f"`seed` {cfg.seed} x {world} processes does not fit in 64 bits; use a `seed` below {2**64 // world}"
+        )
+    _check_data(cfg)
     if cfg.metrics:
         from metrics.registry import check_name
 
         for name in cfg.metrics:
             check_name(name)  # fail before training, not at the first snapshot
+    outdir = Path(cfg.outdir)
+    if rank == 0:
+        outdir.mkdir(parents=True, exist_ok=True)
+        _check_config(outdir, cfg)
+    distributed.barrier()
     seed_everything(cfg.seed * world + rank)
     return _Run(cfg, device, rank, world, outdir, echo)
+
+
+def _millions(module: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f}M"
+
+
+def start_up_summary(cfg: TrainConfig, run: _Run, gan, dataset, step: int) -> list[str]:
+    """The lines printed once before the first step (docs/training.md#start-up): what trains,
+    where, on what and how much; a warning when a GPU-sized preset runs on a CPU."""
+    sizes = " -> ".join(format_resolution(r) for r in stage_resolutions(cfg))
+    per_process = cfg.batch // run.world
+    lines = [
+        f"lvg-train {cfg.stage}, preset {cfg.preset}: G {_millions(gan.G)} parameters, "
+        f"D {_millions(gan.D)}",
+        f"  device {run.device}, precision {cfg.precision}",
+        f"  data {cfg.data}: {len(dataset.clip_names)} clips at {sizes}",
+        f"  batch {cfg.batch} per step = {run.world} process{'es' if run.world > 1 else ''} "
+        f"x {per_process}; {cfg.grad_accum} accumulation round{'s' if cfg.grad_accum > 1 else ''} "
+        f"of {per_process // cfg.grad_accum}",
+        f"  steps {step} -> {cfg.total_steps}, ticks of {cfg.steps_per_tick}",
+        f"  run folder {run.outdir}",
+    ]
+    if run.device.type == "cpu" and cfg.preset in GPU_SIZED_PRESETS:
+        lines.append(
+            f"warning: the {cfg.preset} preset is sized for GPUs ({cfg.total_steps} steps of "
+            f"batch {cfg.batch}) and this run is on the CPU; for a smoke test use --preset tiny "
+            "(the first status line shows the seconds per step)"
+        )
+    return lines
 
 
 def _restore(run: _Run, gan, gen: torch.Generator, state_file: Path | None) -> tuple[int, int]:
@@ -280,6 +343,8 @@ def _end_tick(
         "timing/sec_per_step": (time.time() - tick_start) / len(tick_stats["loss/G"]),
         "resources/cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "progress/step": step,
+        "data/damaged_clips": len(parts.data.damage),  # this process, since it started
+        "data/skipped_reads": parts.data.damage.skipped_reads,
         **parts.gan.progress(),
     }
     if device.type == "cuda":
