@@ -292,3 +292,22 @@ def test_metrics_with_only_unreadable_mp4_files_fail_with_one_line(damaged, tmp_
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1, result.output
     assert f"every one of the 2 video files under {folder} is unreadable" in error[0]
+
+
+def test_sres_training_skips_a_damaged_first_clip(tmp_path, capsys):
+    """The fixed sample clips of the SR stage are the first readable ones."""
+    root = tmp_path / "pairs"
+    result = CliRunner().invoke(
+        dataset_main,
+        ["synthetic", "--outdir", str(root), "--videos", "3", "--frames", "16",
+         "--res", "18x32", "--res", "72x128", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    shard = root / "0018x0032" / "partition_0000.zip"
+    flip_bytes(shard, frame_member(0, 1))
+    out = tmp_path / "run"
+    options = dict(batch=2, total_steps=1, steps_per_tick=1, r1_interval=2, sample_frames=4)
+    train(resolve("sres", "tiny", data=str(root), outdir=str(out), **options), echo=print)
+    assert (out / "stats.jsonl").exists()
+    err = capsys.readouterr().err
+    assert f"warning: skipped damaged clip {shard}: {frame_member(0, 1)}" in err

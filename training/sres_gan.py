@@ -14,6 +14,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
+from datasets.shards import DamagedClipError
 from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
 from training.gan import GAN, d_stats, in_sync
 
@@ -121,8 +122,13 @@ class SuperResGAN(GAN):
         """A fixed real LR clip (sample_frames + context) and fixed latents."""
         frames = self.cfg.sample_frames + 2 * self.context
         lres, clips = self.dataset.lres, []
-        for i in range(min(self.cfg.sample_videos, len(lres))):
-            clips.append(lres.read_frames(i, 0, min(frames, lres.num_frames[i])))
+        for i in range(len(lres)):  # the first readable clips (docs/datasets.md#damaged-data)
+            if len(clips) == self.cfg.sample_videos:
+                break
+            try:
+                clips.append(lres.read_frames(i, 0, min(frames, lres.num_frames[i])))
+            except DamagedClipError as e:
+                self.dataset.damage.add([e.damage])  # warned and counted; stops past the limit
         length = min(c.shape[1] for c in clips)
         lr = torch.stack([c[:, :length] for c in clips])
         return lr, torch.randn(lr.shape[0], self.G.z_dim, generator=gen)
