@@ -111,6 +111,7 @@ def main() -> None:
       lvg-dataset synthetic --outdir ~/data/synth --videos 64 --frames 256 --res 36x64 --res 144x256
       lvg-dataset curate ~/footage --out ~/footage.json --report ~/footage.html
       lvg-dataset info ~/data/horses
+      lvg-dataset verify ~/data/horses      # decode every frame; non-zero exit on damage
     """
     interrupt_on_sigterm()
 
