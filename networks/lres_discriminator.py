@@ -19,7 +19,7 @@ from torch import nn
 
 from torch_utils.layers import Conv, FullyConnected
 from torch_utils.misc import assert_shape
-from torch_utils.resample import blur_filter, downsample
+from torch_utils.resample import blur_taps, downsample
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -84,7 +84,7 @@ class DownConv3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv.convolve(x)
         if self.dims:
-            y = downsample(y, blur_filter(), 2, dims=self.dims)
+            y = downsample(y, blur_taps(), 2, dims=self.dims)
         return self.conv.activate(y)
 
 

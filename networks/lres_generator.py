@@ -26,7 +26,7 @@ from networks.noise import NoiseBankConfig, TemporalNoiseBank
 from torch_utils.bias_act import bias_act
 from torch_utils.layers import FullyConnected, check_impl, conv3d
 from torch_utils.misc import assert_shape
-from torch_utils.resample import downsample, kaiser_filter, linear_filter, upsample
+from torch_utils.resample import downsample, kaiser_taps, linear_taps, upsample
 
 SQRT_HALF = math.sqrt(0.5)
 SQRT_2 = math.sqrt(2)
@@ -248,11 +248,11 @@ class ResBlock3d(nn.Module):
         h = torch.addcmul(skip, h, _frames(d1 * SQRT_HALF, h))  # (conv1 * d1 + skip) * sqrt(.5)
         gain = SQRT_2  # the output lrelu's gain, applied by the first linear step below
         if self.temporal_up:
-            h = upsample(h, linear_filter(2), 2, dims=(2,), gain=gain)
+            h = upsample(h, linear_taps(2), 2, dims=(2,), gain=gain)
             gain = 1.0
         h = centre_crop(h, 2, out_length)  # the last spacetime block only crops (T+16 -> T)
         if self.spatial_up:
-            h = upsample(h, linear_filter(2), 2, dims=(3, 4), gain=gain)
+            h = upsample(h, linear_taps(2), 2, dims=(3, 4), gain=gain)
             h = centre_crop(centre_crop(h, 3, out_size[0]), 4, out_size[1])
             gain = 1.0
         bias1 = (self.bias1 * SQRT_2).reshape(1, -1, 1, 1, 1).to(h.dtype)
@@ -277,10 +277,10 @@ class ResBlock3d(nn.Module):
         skip = conv3d(x, weight_skip.to(x.dtype), impl="ref")  # 5. 1x1x1 skip of x * g0
         h = (h + skip) * SQRT_HALF  # 6.
         if self.temporal_up:  # 7.
-            h = upsample(h, linear_filter(2), 2, dims=(2,))
+            h = upsample(h, linear_taps(2), 2, dims=(2,))
         h = centre_crop(h, 2, out_length)
         if self.spatial_up:
-            h = upsample(h, linear_filter(2), 2, dims=(3, 4))
+            h = upsample(h, linear_taps(2), 2, dims=(3, 4))
             h = centre_crop(centre_crop(h, 3, out_size[0]), 4, out_size[1])
         return bias_act(h, self.bias1, act="lrelu", clamp=self.conv_clamp)  # 8.
 
@@ -391,7 +391,7 @@ class LowResGenerator(nn.Module):
         lengths = cfg.sequence_lengths(num_frames)
         assert_shape(emb, "n c l", c=cfg.noise.channels, l=lengths[0] * cfg.time_factor)
         w = self.mapping(emb.transpose(1, 2))  # [n, L_emb, latent] at full frame rate
-        kaiser = kaiser_filter(2)
+        kaiser = kaiser_taps(2)
         per_block = [None] * cfg.num_temporal_blocks
         level = w
         for i in reversed(range(cfg.num_temporal_blocks)):

@@ -23,7 +23,7 @@ from torch import nn
 
 from torch_utils.layers import Conv, FullyConnected
 from torch_utils.misc import PRECISIONS, assert_shape
-from torch_utils.resample import blur_filter, linear_filter, upfirdn2d, upsample
+from torch_utils.resample import blur_taps, linear_taps, upfirdn2d, upsample
 
 SQRT_HALF = math.sqrt(0.5)
 
@@ -88,9 +88,9 @@ class DownConv2d(Conv):
     def convolve(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.weight * self.weight_gain).to(x.dtype)
         if self.kernel[0] == 1:
-            return F.conv2d(upfirdn2d(x, blur_filter(), down=2, padding=1), w)
+            return F.conv2d(upfirdn2d(x, blur_taps(), down=2, padding=1), w)
         pad = self.kernel[0] // 2 + 1
-        return F.conv2d(upfirdn2d(x, blur_filter(), padding=pad), w, stride=2)
+        return F.conv2d(upfirdn2d(x, blur_taps(), padding=pad), w, stride=2)
 
 
 class ResBlock(nn.Module):
@@ -154,7 +154,7 @@ class SuperResDiscriminator(nn.Module):
     def upsample_lr(self, lr_video: torch.Tensor) -> torch.Tensor:
         """x`scale` linear upsampling (8 taps for x4, padding [5, 2], gain 16, zero borders)."""
         s = self.cfg.scale
-        return upsample(lr_video, linear_filter(s), s, dims=(-2, -1))
+        return upsample(lr_video, linear_taps(s), s, dims=(-2, -1))
 
     def _dtype(self, res: int, precision: str, device: torch.device) -> torch.dtype:
         if precision not in PRECISIONS:

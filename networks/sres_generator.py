@@ -17,6 +17,7 @@ call. Frames are batch elements `n*T + t`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,7 +35,7 @@ from networks.contract import SuperResolutionBase
 from torch_utils.filtered_lrelu import conv_window, filtered_lrelu
 from torch_utils.layers import FullyConnected
 from torch_utils.misc import PRECISIONS, assert_shape
-from torch_utils.resample import downsample, kaiser_filter, upsample
+from torch_utils.resample import downsample, filter_taps, kaiser_taps, upsample
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def resample_conditioning(x: torch.Tensor, mode: str, scale: int) -> torch.Tenso
     (gain scale^2 when upsampling), crop `scale` (up) or 1 (down) output pixels per side."""
     if mode == "none":
         return x
-    f = kaiser_filter(scale)
+    f = kaiser_taps(scale)
     if mode == "up":
         y = upsample(F.pad(x, [1, 1, 1, 1], mode="replicate"), f, scale)
         return y[..., scale:-scale, scale:-scale]
@@ -341,6 +342,11 @@ def modulated_conv2d(
     )
 
 
+def _profiled(name: str):
+    """A profiler range, none while compiling (the compiler would drop it, with a warning)."""
+    return contextlib.nullcontext() if torch.compiler.is_compiling() else record_function(name)
+
+
 class SynthesisLayer(nn.Module):
     """Magnitude-EMA gain, affine styles, modulated conv, filtered leaky ReLU
     (docs/networks.md#synthesis-layer)."""
@@ -353,7 +359,11 @@ class SynthesisLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn(spec.out_channels, spec.in_channels, k, k))
         self.bias = nn.Parameter(torch.zeros(spec.out_channels))
         self.ema = MagnitudeEMA()
-        self.up_filter, self.down_filter = spec.up_filter(), spec.down_filter()
+        # Designed once, as tuples of floats: the forward path stays free of numpy and scipy
+        # (docs/networks.md#compiling). Plain attributes, not state: checkpoints are unchanged.
+        self.up_filter, self.down_filter = (
+            None if f is None else filter_taps(f) for f in (spec.up_filter(), spec.down_filter())
+        )
 
     def forward(
         self,
@@ -376,9 +386,9 @@ class SynthesisLayer(nn.Module):
         # The "full" convolution (padding kernel - 1); "fast" skips the outputs the filtered
         # lrelu discards.
         x, conv_padding, padding = conv_window(x, spec.kernel, spec.up, spec.padding, impl)
-        with record_function("sres.conv"):
+        with _profiled("sres.conv"):
             y = modulated_conv2d(x, weights, frames, conv_padding, impl=impl)
-        with record_function("sres.filtered_lrelu"):
+        with _profiled("sres.filtered_lrelu"):
             return filtered_lrelu(
                 y,
                 self.up_filter,

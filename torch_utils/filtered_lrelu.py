@@ -31,6 +31,11 @@ conditioning) the fast path also saves work around the op, which is why `conv_wi
 discard are never computed, and the result is written with the concatenated channels into one
 buffer, channels-last for narrow outputs on the CPU (the layout the next convolution wants).
 Under "ref" they are the plain full convolution and `torch.cat`.
+
+Under `torch.compile` (docs/networks.md#compiling) "fast" takes the reference core and
+concatenation, which the compiler fuses itself: the fused path's reused buffers and worker
+threads are host logic that cannot be traced. Filters given as tuples of floats keep the
+traced path free of numpy.
 """
 
 from __future__ import annotations
@@ -60,14 +65,16 @@ IMPLS = ("ref", "fast")
 CHANNELS_LAST_MAX = 64
 
 
-def _taps(f: Filter) -> np.ndarray:
-    """A filter as float64 taps; None is the identity (one tap of 1)."""
+def _taps(f: Filter) -> tuple[float, ...]:
+    """A filter as a tuple of float64 taps; None is the identity (one tap of 1)."""
     if f is None:
-        return np.ones(1)
+        return (1.0,)
+    if isinstance(f, tuple) and f and all(isinstance(t, float) for t in f):
+        return f
     taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
     if taps.ndim != 1 or taps.size == 0:
         raise ValueError(f"filtered_lrelu needs 1-D filters, got shape {taps.shape}")
-    return taps
+    return tuple(taps.tolist())
 
 
 def _check_impl(impl: str) -> None:
@@ -122,10 +129,12 @@ def filtered_lrelu(
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or (b is not None and b.requires_grad)
     )
-    if impl == "ref" or needs_grad or not x.is_floating_point():
+    traced = torch.compiler.is_compiling()
+    if impl == "ref" or needs_grad or traced or not x.is_floating_point():
         y = _reference(x, fu_taps, fd_taps, b, up, down, pad4, gain, slope, clamp)
         return y if out is None else out.copy_(y)
-    plan = _fused_plan(tuple(x.shape[2:]), fu_taps.tobytes(), fd_taps.tobytes(), up, down, pad4)
+    fu_bytes, fd_bytes = np.array(fu_taps).tobytes(), np.array(fd_taps).tobytes()
+    plan = _fused_plan(tuple(x.shape[2:]), fu_bytes, fd_bytes, up, down, pad4)
     return plan(x, b, gain, slope, clamp, out)
 
 
@@ -155,7 +164,7 @@ def _concat_buffer(x, out_hw, concat, impl) -> Optional[torch.Tensor]:
     n, c = x.shape[:2]
     if concat.ndim != 4 or concat.shape[0] != n or tuple(concat.shape[2:]) != out_hw:
         raise ValueError(f"cannot concatenate {tuple(concat.shape)} to [{n}, {c}, {out_hw}]")
-    if impl == "ref":
+    if impl == "ref" or torch.compiler.is_compiling():
         return None
     shape = (n, c + concat.shape[1], *out_hw)
     narrow = shape[1] <= CHANNELS_LAST_MAX and x.device.type == "cpu"

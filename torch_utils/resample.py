@@ -15,6 +15,12 @@ for every dtype and device PyTorch supports and differentiates twice (R1 needs t
 a 2-D filter as is. `upsample` / `downsample` add the original's default paddings, and
 `linear_filter`, `kaiser_filter`, `blur_filter` are the named resamplers of
 docs/networks.md#named-resamplers.
+
+Filters are turned into tuples of Python floats (`filter_taps`) before anything is computed, so
+the tensor path is pure torch with Python-int shapes: `torch.compile` traces it without graph
+breaks when the filters are given as such tuples (docs/networks.md#compiling). The named
+filters have tuple forms (`linear_taps`, `kaiser_taps`, `blur_taps`), designed once and then
+looked up, which a traced call reads as constants.
 """
 
 from __future__ import annotations
@@ -64,6 +70,49 @@ def kaiser_filter(scale: int = 2) -> np.ndarray:
 def blur_filter() -> np.ndarray:
     """The [1,3,3,1] blur of the discriminators, normalised to sum 1."""
     return np.array([1.0, 3.0, 3.0, 1.0]) / 8.0
+
+
+def linear_taps(scale: int = 2) -> tuple[float, ...]:
+    """`linear_filter(scale)` as a tuple of floats (the form the compiled path takes)."""
+    return _named_taps("linear", int(scale))
+
+
+def kaiser_taps(scale: int = 2) -> tuple[float, ...]:
+    """`kaiser_filter(scale)` as a tuple of floats."""
+    return _named_taps("kaiser", int(scale))
+
+
+def blur_taps() -> tuple[float, ...]:
+    """`blur_filter()` as a tuple of floats."""
+    return (0.125, 0.375, 0.375, 0.125)
+
+
+# Designed filters by (name, scale). A traced call finds its filter here, a constant, and never
+# reaches numpy or scipy; the scales the networks use are designed at import.
+_TAPS: dict[tuple[str, int], tuple[float, ...]] = {}
+
+
+def _named_taps(name: str, scale: int) -> tuple[float, ...]:
+    taps = _TAPS.get((name, scale))
+    if taps is None:
+        design = _linear_taps if name == "linear" else _kaiser_taps
+        taps = _TAPS[name, scale] = tuple(float(t) for t in design(scale))
+    return taps
+
+
+for _scale in (2, 4):
+    linear_taps(_scale), kaiser_taps(_scale)
+
+
+def filter_taps(f) -> tuple[float, ...]:
+    """A 1-D filter (sequence, numpy array or tensor) as a tuple of float64 Python floats. A
+    tuple of floats is returned as is, without numpy: the only form `torch.compile` can trace."""
+    if isinstance(f, tuple) and f and all(isinstance(t, float) for t in f):
+        return f
+    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
+    if taps.ndim != 1 or taps.size == 0:
+        raise ValueError(f"upfirdn needs a non-empty 1-D filter, got shape {taps.shape}")
+    return tuple(taps.tolist())
 
 
 def as_filter_tensor(f, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -169,9 +218,7 @@ def upfirdn(
     "auto" (matrix for axes up to `MATRIX_MAX_LENGTH` samples, else polyphase).
     """
     dim = dim % x.ndim
-    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
-    if taps.ndim != 1 or taps.size == 0:
-        raise ValueError(f"upfirdn needs a non-empty 1-D filter, got shape {taps.shape}")
+    taps = filter_taps(f)
     if up < 1 or down < 1:
         raise ValueError(f"up and down must be >= 1, got up={up}, down={down}")
     length = x.shape[dim]
@@ -184,16 +231,20 @@ def upfirdn(
     if dim != 1 and _is_channels_last(x):
         # Filter the [n, ..., c] view, which is contiguous: the result comes back channels-last
         # too, so the convolution that follows needs no format conversion.
-        y = upfirdn(x.movedim(1, -1), f, dim - (dim > 1), up, down, padding, gain, method)
+        y = upfirdn(x.movedim(1, -1), taps, dim - (dim > 1), up, down, padding, gain, method)
         return y.movedim(-1, 1)
     if method == "auto":
         method = "matrix" if length <= MATRIX_MAX_LENGTH and x.is_floating_point() else "polyphase"
     if method == "polyphase":
-        return _polyphase(x, taps[::-1] * gain, dim, up, down, p0, p1)
+        return _polyphase(x, _flipped(taps, gain), dim, up, down, p0, p1)
     if method != "matrix":
         raise ValueError(f"unknown upfirdn method {method!r}")
-    key = (length, taps.tobytes(), up, down, p0, p1, float(gain))
-    matrix = _resampling_matrix(*key).to(device=x.device, dtype=x.dtype)  # [L_out, L_in]
+    key = (length, taps, up, down, p0, p1, float(gain))
+    if torch.compiler.is_compiling():  # built in the graph (same float64 values), not cached
+        matrix = _build_matrix(*key, device=x.device)
+    else:
+        matrix = _resampling_matrix(*key)
+    matrix = matrix.to(device=x.device, dtype=x.dtype)  # [L_out, L_in]
     if dim == x.ndim - 1:
         return x @ matrix.T
     shape = x.shape
@@ -217,19 +268,27 @@ def resampling_matrix(
     """The exact linear map of `upfirdn` (same arguments) on an axis of `length` samples, as a
     float64 `[L_out, L_in]` matrix: `upfirdn(x, f, dim, ...)` is this matrix applied along `dim`.
     Cached; do not modify the result in place."""
-    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
-    key = (int(length), taps.tobytes(), int(up), int(down), int(padding[0]), int(padding[1]))
+    key = (int(length), filter_taps(f), int(up), int(down), int(padding[0]), int(padding[1]))
     return _resampling_matrix(*key, float(gain))
 
 
 @lru_cache(maxsize=256)
-def _resampling_matrix(length, taps_bytes, up, down, p0, p1, gain) -> torch.Tensor:
-    taps = np.frombuffer(taps_bytes, dtype=np.float64)
-    eye = torch.eye(length, dtype=torch.float64)
-    return _polyphase(eye, taps[::-1] * gain, 0, up, down, p0, p1).contiguous()
+def _resampling_matrix(length, taps, up, down, p0, p1, gain) -> torch.Tensor:
+    return _build_matrix(length, taps, up, down, p0, p1, gain)
 
 
-def _polyphase(x, flipped: np.ndarray, dim: int, up: int, down: int, p0: int, p1: int):
+def _build_matrix(length, taps, up, down, p0, p1, gain, device=None) -> torch.Tensor:
+    eye = torch.eye(length, dtype=torch.float64, device=device)
+    return _polyphase(eye, _flipped(taps, gain), 0, up, down, p0, p1).contiguous()
+
+
+def _flipped(taps: tuple[float, ...], gain: float) -> list[float]:
+    """The reversed taps times the gain (float64, as numpy's `taps[::-1] * gain`)."""
+    gain = float(gain)
+    return [t * gain for t in reversed(taps)]
+
+
+def _polyphase(x, flipped: list[float], dim: int, up: int, down: int, p0: int, p1: int):
     """`upfirdn` as shifted-slice sums; `flipped` holds the reversed taps times the gain."""
     num_taps = len(flipped)
     length = x.shape[dim]
@@ -237,7 +296,7 @@ def _polyphase(x, flipped: np.ndarray, dim: int, up: int, down: int, p0: int, p1
     out_len = (out_full - 1) // down + 1
     if up == 1:
         xp = _pad_along(x, dim, p0, p1)
-        return _fir_sum(xp, flipped.tolist(), dim, 0, out_len, down)
+        return _fir_sum(xp, flipped, dim, 0, out_len, down)
 
     # Output j reads zero-stuffed sample m = j + k - p0, which is x[m // up] when m % up == 0.
     # Output phase r = j % up uses taps k with (r + k - p0) % up == 0 and reads
@@ -296,13 +355,16 @@ def upfirdn2d(
     upx, upy = _pair(up)
     downx, downy = _pair(down)
     px0, px1, py0, py1 = padding4(padding)
-    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
-    if flip_filter:
-        taps = np.flip(taps)
-    if taps.ndim == 1:
+    if _is_1d(f):
+        taps = filter_taps(f)
+        if flip_filter:
+            taps = taps[::-1]
         g = float(gain) ** 0.5
         x = upfirdn(x, taps, dim=-1, up=upx, down=downx, padding=(px0, px1), gain=g)
         return upfirdn(x, taps, dim=-2, up=upy, down=downy, padding=(py0, py1), gain=g)
+    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
+    if flip_filter:
+        taps = np.flip(taps)
     if taps.ndim != 2:
         raise ValueError(f"upfirdn2d filter must be 1-D or 2-D, got shape {taps.shape}")
     rank1 = _separate(taps)
@@ -311,6 +373,13 @@ def upfirdn2d(
         x = upfirdn(x, fx, dim=-1, up=upx, down=downx, padding=(px0, px1), gain=gain)
         return upfirdn(x, fy, dim=-2, up=upy, down=downy, padding=(py0, py1))
     return _upfirdn2d_direct(x, taps, upx, upy, downx, downy, (px0, px1, py0, py1), gain)
+
+
+def _is_1d(f) -> bool:
+    """Whether `f` is a 1-D filter (a flat sequence of numbers, or a 1-D array or tensor)."""
+    if isinstance(f, (tuple, list)):
+        return not f or not isinstance(f[0], (tuple, list, np.ndarray, torch.Tensor))
+    return np.ndim(f) == 1 if not torch.is_tensor(f) else f.ndim == 1
 
 
 def _separate(taps: np.ndarray):
@@ -363,7 +432,7 @@ def upsample(
     """Upsample by `up` along each axis in `dims` with the default padding and gain `up` per
     axis (zero borders), e.g. `dims=(2,)` for the time axis of an `n c t h w` video. An extra
     `gain` multiplies the result (folded into the first axis' filter)."""
-    taps = np.asarray(f, dtype=np.float64)
+    taps = filter_taps(f)
     pad = default_up_padding(len(taps), up)
     for i, d in enumerate(dims):
         x = upfirdn(x, taps, dim=d, up=up, padding=pad, gain=up * (gain if i == 0 else 1.0))
@@ -372,7 +441,7 @@ def upsample(
 
 def downsample(x: torch.Tensor, f, down: int = 2, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
     """Downsample by `down` along each axis in `dims` with the default padding (zero borders)."""
-    taps = np.asarray(f, dtype=np.float64)
+    taps = filter_taps(f)
     pad = default_down_padding(len(taps), down)
     for d in dims:
         x = upfirdn(x, taps, dim=d, down=down, padding=pad)
