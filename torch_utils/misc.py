@@ -131,6 +131,14 @@ def load_tensors(file) -> object:
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
+def disable_tf32() -> None:
+    """Full float32 matmuls and convolutions on CUDA, as the original trains
+    (docs/training.md#precision-on-gpus): TF32 keeps only 10 mantissa bits, which changes the
+    networks' float32 results by about 1e-3. Process-wide, like the original's setting."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

@@ -29,7 +29,13 @@ import torch
 import networks
 from torch_utils import distributed
 from torch_utils.frames import video_grid
-from torch_utils.misc import choose_device, format_resolution, seed_everything, write_atomic
+from torch_utils.misc import (
+    choose_device,
+    disable_tf32,
+    format_resolution,
+    seed_everything,
+    write_atomic,
+)
 from training.config import GPU_SIZED_PRESETS, TrainConfig
 from training.data import ClipStream
 from training.state import list_states, load_state, rng_state, save_state, set_rng_state, state_path
@@ -211,6 +217,8 @@ def _setup(cfg: TrainConfig, echo: Callable[[str], None]) -> _Run:
     directory (its config.json checked against `cfg`) and the per-rank seeds
     (docs/training.md#initialisation-and-seeds)."""
     device = choose_device(cfg.device)
+    if device.type == "cuda":
+        disable_tf32()
     distributed.init(device.type)
     rank, world = distributed.rank(), distributed.world_size()
     if cfg.batch % (cfg.grad_accum * world):
