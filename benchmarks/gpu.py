@@ -25,15 +25,13 @@ from contextlib import nullcontext
 
 import torch
 
-from networks.lres_discriminator import LowResDiscriminator
 from networks.lres_generator import LowResGenerator
 from networks.presets import get_preset
-from networks.sres_discriminator import SuperResDiscriminator
 from networks.sres_generator import SuperResGenerator
 from torch_utils.misc import disable_tf32
 from training.config import resolve
-from training.lres_gan import LowResGAN
-from training.sres_gan import SuperResGAN
+from training.lres_gan import LowResGAN, lres_networks
+from training.sres_gan import SuperResGAN, sres_networks
 
 PAPER_GPUS = 8  # the paper's total batches are over 8 GPUs
 
@@ -158,31 +156,15 @@ def training_rows(args, device: torch.device) -> Iterator[Row]:
             cfg = cfg.replace(precision=dtype)
             reset_peak(device)
             if stage == "lres":
-                g = preset.lres_generator
-                d = dataclasses.replace(
-                    preset.lres_discriminator,
-                    height=g.height,
-                    width=g.width,
-                    seq_length=cfg.seq_length,
-                )
-                G, D = LowResGenerator(g).to(device), LowResDiscriminator(d).to(device)
+                G, D = (net.to(device) for net in lres_networks(cfg, preset))
                 gan = LowResGAN(cfg, G, D, device, gen)
-                data = real_batches((batch, 3, cfg.seq_length, g.height, g.width), device)
+                data = real_batches((batch, 3, cfg.seq_length, *G.size), device)
             else:
-                g = preset.sres_generator
-                d = dataclasses.replace(
-                    preset.sres_discriminator,
-                    seq_length=cfg.seq_length,
-                    lr_height=g.lr_height,
-                    lr_width=g.lr_width,
-                    hr_height=g.hr_height,
-                    hr_width=g.hr_width,
-                )
-                G, D = SuperResGenerator(g).to(device), SuperResDiscriminator(d).to(device)
+                G, D = (net.to(device) for net in sres_networks(cfg, preset))
                 gan = SuperResGAN(cfg, G, D, device, gen, dataset=None)
                 frames = cfg.seq_length + 2 * G.context
-                lrs = real_batches((batch, 3, frames, g.lr_height, g.lr_width), device)
-                hrs = real_batches((batch, 3, frames, g.hr_height, g.hr_width), device)
+                lrs = real_batches((batch, 3, frames, *G.lr_size), device)
+                hrs = real_batches((batch, 3, frames, *G.hr_size), device)
                 data = zip(lrs, hrs)
             step = iter(range(1, 10**9))  # steps > 0: R1 every r1_interval steps, as in a run
             seconds = timed(

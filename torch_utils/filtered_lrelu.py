@@ -67,14 +67,7 @@ CHANNELS_LAST_MAX = 64
 
 def _taps(f: Filter) -> tuple[float, ...]:
     """A filter as a tuple of float64 taps; None is the identity (one tap of 1)."""
-    if f is None:
-        return (1.0,)
-    if isinstance(f, tuple) and f and all(isinstance(t, float) for t in f):
-        return f
-    taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
-    if taps.ndim != 1 or taps.size == 0:
-        raise ValueError(f"filtered_lrelu needs 1-D filters, got shape {taps.shape}")
-    return tuple(taps.tolist())
+    return (1.0,) if f is None else resample.filter_taps(f)
 
 
 def _check_impl(impl: str) -> None:

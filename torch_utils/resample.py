@@ -111,7 +111,7 @@ def filter_taps(f) -> tuple[float, ...]:
         return f
     taps = np.asarray(f.detach().cpu() if torch.is_tensor(f) else f, dtype=np.float64)
     if taps.ndim != 1 or taps.size == 0:
-        raise ValueError(f"upfirdn needs a non-empty 1-D filter, got shape {taps.shape}")
+        raise ValueError(f"resampling needs a non-empty 1-D filter, got shape {taps.shape}")
     return tuple(taps.tolist())
 
 

@@ -14,6 +14,7 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from networks.lres_generator import LowResGenerator
 from training.augment import augment_video
@@ -92,9 +93,9 @@ class LowResGAN(GAN):
         return self.G_ema.from_noise(noise.to(self.device), self.cfg.sample_frames).cpu()
 
 
-def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
-    """The low-resolution stage's GAN and its dataset (`training.loop.build_stage`)."""
-    from datasets.shards import VideoDataset
+def lres_networks(cfg, preset) -> tuple[LowResGenerator, nn.Module]:
+    """The stage's G and D from the network `preset`: D sized for G's frames and the run's clip
+    length `cfg.seq_length`."""
     from networks.lres_discriminator import LowResDiscriminator
 
     g_cfg = preset.lres_generator
@@ -104,8 +105,13 @@ def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
         width=g_cfg.width,
         seq_length=cfg.seq_length,
     )
-    G, D = in_sync(device, LowResGenerator(g_cfg), LowResDiscriminator(d_cfg))
-    dataset = VideoDataset(
-        cfg.data, (g_cfg.height, g_cfg.width), cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed
-    )
+    return LowResGenerator(g_cfg), LowResDiscriminator(d_cfg)
+
+
+def build_lres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
+    """The low-resolution stage's GAN and its dataset (`training.loop.build_stage`)."""
+    from datasets.shards import VideoDataset
+
+    G, D = in_sync(device, *lres_networks(cfg, preset))
+    dataset = VideoDataset(cfg.data, G.size, cfg.seq_length, x_flip=cfg.x_flip, seed=cfg.seed)
     return LowResGAN(cfg, G, D, device, gen), dataset

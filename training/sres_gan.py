@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from datasets.shards import DamagedClipError
 from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
@@ -142,9 +143,9 @@ class SuperResGAN(GAN):
         return torch.cat([s.cpu() for s in segments], dim=2)
 
 
-def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
-    """The super-resolution stage's GAN and its paired dataset (`training.loop.build_stage`)."""
-    from datasets.shards import VideoDatasetTwoRes
+def sres_networks(cfg, preset) -> tuple[nn.Module, nn.Module]:
+    """The stage's G and D from the network `preset`: D sized for G's frame sizes and the run's
+    clip length `cfg.seq_length`."""
     from networks.sres_discriminator import SuperResDiscriminator
     from networks.sres_generator import SuperResGenerator
 
@@ -157,11 +158,18 @@ def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
         hr_height=g_cfg.hr_height,
         hr_width=g_cfg.hr_width,
     )
-    G, D = in_sync(device, SuperResGenerator(g_cfg), SuperResDiscriminator(d_cfg))
+    return SuperResGenerator(g_cfg), SuperResDiscriminator(d_cfg)
+
+
+def build_sres_stage(cfg, preset, device: torch.device, gen: torch.Generator):
+    """The super-resolution stage's GAN and its paired dataset (`training.loop.build_stage`)."""
+    from datasets.shards import VideoDatasetTwoRes
+
+    G, D = in_sync(device, *sres_networks(cfg, preset))
     dataset = VideoDatasetTwoRes(
         cfg.data,
-        (g_cfg.lr_height, g_cfg.lr_width),
-        (g_cfg.hr_height, g_cfg.hr_width),
+        G.lr_size,
+        G.hr_size,
         cfg.seq_length + 2 * G.context,
         x_flip=cfg.x_flip,
         seed=cfg.seed,
