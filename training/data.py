@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from datasets.shards import Damage, DamagedDataError, DamageTally, new_tally
+from datasets.shards import Damage, DamageTally, checked_item, new_tally
 
 
 class ResumableSampler(Sampler):
@@ -99,12 +99,9 @@ class ClipStream:
         self._iter = iter(self.loader)
 
     def __next__(self):
-        batch, damages = next(self._iter)
+        item = next(self._iter)
         self.position += self.batch
-        self.damage.add(damages)  # warns once per clip; DamagedDataError past the limit
-        if batch is None:
-            tally = self.damage
-            raise DamagedDataError(f"every one of the {tally.what} is {tally.state}; {tally.fix}")
+        batch = checked_item(item, self.damage)  # warns once per clip; stops past the limit
         if isinstance(batch, (list, tuple)):
             return tuple(b.to(self.device, non_blocking=True) for b in batch)
         return batch.to(self.device, non_blocking=True)
