@@ -68,22 +68,19 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def sync_gradients(params: Iterable[torch.nn.Parameter], scale: float = 1.0) -> int:
+def sync_gradients(params: Iterable[torch.nn.Parameter], scale: float = 1.0) -> torch.Tensor:
     """Average gradients over ranks, multiply by `scale`, and replace non-finite values
     (nan -> 0, +-inf -> +-1e5) as the original does (docs/training.md#gradient-handling).
-    Returns how many gradient elements were non-finite (0 means nothing was sanitised)."""
+    Returns how many gradient elements were non-finite, as a 0-dim tensor on the gradients'
+    device: nothing here waits for the device (docs/training.md#no-waiting-inside-a-step)."""
     params = [p for p in params if p.grad is not None]
     if not params:
-        return 0
+        return torch.zeros((), dtype=torch.int64)
     flat = torch.cat([p.grad.flatten() for p in params])
     all_reduce_mean(flat)
     flat *= scale
-    bad = int((~torch.isfinite(flat)).sum())
-    if bad:
-        torch.nan_to_num_(flat, nan=0.0, posinf=1e5, neginf=-1e5)
-    offset = 0
-    for p in params:
-        n = p.grad.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
-        offset += n
+    bad = (~torch.isfinite(flat)).sum()
+    torch.nan_to_num_(flat, nan=0.0, posinf=1e5, neginf=-1e5)  # identity on finite values
+    pieces = flat.split([p.numel() for p in params])
+    torch._foreach_copy_([p.grad for p in params], [x.view_as(p) for x, p in zip(pieces, params)])
     return bad

@@ -256,17 +256,20 @@ class AdaController:
         self.sum, self.count = torch.zeros([], dtype=torch.float64), 0
 
     def accumulate(self, real_logits: torch.Tensor) -> None:
-        self.sum += real_logits.detach().sign().sum().double().cpu()
+        """Add a chunk's sign(D(real)) on the logits' device (read only at `update`)."""
+        self.sum = self.sum.to(real_logits.device) + real_logits.detach().sign().sum().double()
         self.count += real_logits.numel()
 
     def update(self, step: int) -> float | None:
         """Call after the D step of `step` (0-based). p moves by speed * interval toward the
         target after the D steps of steps 0, k, 2k, ... (k = interval, `step % k == 0`), from the
         real logits accumulated since the previous update; returns the sign statistic then,
-        None otherwise."""
+        None otherwise. Reading the statistic waits for the device, once per `interval` steps,
+        as in the original: p decides on the host which augmentations the next step draws."""
         if step % self.interval or self.count == 0:
             return None
-        stats = torch.stack([self.sum, torch.tensor(float(self.count), dtype=torch.float64)])
+        count = torch.tensor(float(self.count), dtype=torch.float64, device=self.sum.device)
+        stats = torch.stack([self.sum, count])
         distributed.all_reduce_mean(stats)
         signs = float(stats[0] / stats[1])
         delta = (
@@ -275,12 +278,12 @@ class AdaController:
             else 0.0
         )
         self.pipe.p = min(max(self.pipe.p + delta, 0.0), self.cap)
-        self.sum.zero_()
+        self.sum = torch.zeros([], dtype=torch.float64, device=self.sum.device)
         self.count = 0
         return signs
 
     def state_dict(self) -> dict:
-        return {"p": self.pipe.p, "sum": self.sum.clone(), "count": self.count}
+        return {"p": self.pipe.p, "sum": self.sum.cpu(), "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
         self.pipe.p, self.sum, self.count = (

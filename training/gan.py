@@ -18,6 +18,9 @@ from torch_utils import distributed
 from training.config import TrainConfig
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+# A step's statistics: 0-dim tensors still on the device (read once per tick, never inside a
+# step: docs/training.md#no-waiting-inside-a-step) or plain numbers.
+Stats = dict[str, torch.Tensor | float]
 
 
 def in_sync(device: torch.device, *nets: nn.Module) -> tuple[nn.Module, ...]:
@@ -59,18 +62,19 @@ class GAN:
         dtype = AUTOCAST_DTYPES.get(self.cfg.precision)
         return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
-    def optimizer_step(self, opt: torch.optim.Optimizer, params, scale: float) -> int:
-        """Average over ranks, scale, sanitise, step; returns the non-finite count."""
+    def optimizer_step(self, opt: torch.optim.Optimizer, params, scale: float) -> torch.Tensor:
+        """Average over ranks, scale, sanitise, step; returns the non-finite count (a 0-dim
+        tensor on the device)."""
         bad = distributed.sync_gradients(params, scale)
         opt.step()
         opt.zero_grad(set_to_none=True)
         return bad
 
-    def finish_D(self, stats: list[torch.Tensor]) -> dict[str, float]:
+    def finish_D(self, stats: list[torch.Tensor]) -> Stats:
         """D's optimizer step after the chunks' backward passes; the chunks' `d_stats` rows
         averaged into the tick statistics."""
         bad = self.optimizer_step(self.opt_D, self.D.parameters(), 1 / self.cfg.grad_accum)
-        fake_score, real_score, loss = torch.stack(stats).mean(0).tolist()
+        fake_score, real_score, loss = torch.stack(stats).mean(0).unbind()
         return {
             "loss/D": loss,
             "score/fake": fake_score,
@@ -80,7 +84,7 @@ class GAN:
 
     def r1_step(
         self, chunks: Iterable[tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]]
-    ) -> dict[str, float]:
+    ) -> Stats:
         """Lazy R1 (docs/training.md#r1-regularisation): for each chunk `(x, logits_of)`, penalty
         = sum over a clip of the squared gradient of D's logits w.r.t. `x`, weighted by gamma/2;
         then its own optimizer step with gain r1_interval."""
@@ -94,7 +98,7 @@ class GAN:
             penalties.append(penalty.mean().detach())
         scale = self.cfg.r1_interval / self.cfg.grad_accum
         bad = self.optimizer_step(self.opt_D, self.D.parameters(), scale)
-        return {"loss/r1_penalty": torch.stack(penalties).mean().item(), "grad/r1_nonfinite": bad}
+        return {"loss/r1_penalty": torch.stack(penalties).mean(), "grad/r1_nonfinite": bad}
 
     @torch.no_grad()
     def update_ema(self, step: int) -> float:

@@ -38,6 +38,7 @@ from torch_utils.misc import (
 )
 from training.config import GPU_SIZED_PRESETS, TrainConfig
 from training.data import ClipStream
+from training.gan import Stats
 from training.state import list_states, load_state, rng_state, save_state, set_rng_state, state_path
 
 # Settings that define a run: changing them on resume would silently train something else.
@@ -304,33 +305,57 @@ def _restore(run: _Run, gan, gen: torch.Generator, state_file: Path | None) -> t
     return step, position
 
 
+def read_tick(steps: list[Stats]) -> list[dict[str, float]]:
+    """The steps' statistics as numbers: every tensor among them is copied to the host in one
+    transfer, the one wait for the device per tick (docs/training.md#no-waiting-inside-a-step)."""
+    tensors = [v for s in steps for v in s.values() if isinstance(v, torch.Tensor)]
+    values = iter(())
+    if tensors:
+        device = tensors[0].device
+        flat = torch.stack([t.detach().reshape(()).to(device, torch.float64) for t in tensors])
+        values = iter(flat.cpu().tolist())
+    return [
+        {k: next(values) if isinstance(v, torch.Tensor) else float(v) for k, v in s.items()}
+        for s in steps
+    ]
+
+
 def _tick_loop(run: _Run, parts: _Parts, step: int, last_state: Path | None) -> None:
-    """Training steps from `step` to `total_steps`, with `_end_tick` every `steps_per_tick`."""
+    """Training steps from `step` to `total_steps`, with `_end_tick` every `steps_per_tick`.
+    Statistics stay on the device until the tick ends (`read_tick`)."""
     cfg = run.cfg
-    tick_stats: dict[str, list[float]] = defaultdict(list)
+    steps: list[Stats] = []
     nan_streak, tick_start = 0, time.time()
     while step < cfg.total_steps:
-        stats = parts.gan.train_step(step, parts.data)
+        steps.append(parts.gan.train_step(step, parts.data))
         step += 1
-        nan_streak = _nan_streak(run, stats, nan_streak, step, last_state)
-        for k, v in stats.items():
-            tick_stats[k].append(float(v))
         if step % cfg.steps_per_tick and step != cfg.total_steps:
             continue
+        rows = read_tick(steps)
+        steps = []
+        nan_streak = _nan_streak(run, rows, nan_streak, step - len(rows), last_state)
+        tick_stats: dict[str, list[float]] = defaultdict(list)
+        for row in rows:
+            for k, v in row.items():
+                tick_stats[k].append(v)
         last_state = _end_tick(run, parts, step, tick_stats, tick_start, nan_streak) or last_state
         tick_start = time.time()
 
 
-def _nan_streak(run: _Run, stats: dict, streak: int, step: int, last_state: Path | None) -> int:
-    """The number of consecutive steps with non-finite losses, up to this one; TrainingError at
-    `nan_patience`."""
-    losses = [v for k, v in stats.items() if k.startswith("loss/")]
-    streak = 0 if all(math.isfinite(v) for v in losses) else streak + 1
-    if streak >= run.cfg.nan_patience:
-        raise TrainingError(
-            f"the losses were not finite for {streak} consecutive steps (step {step}); stopping. "
-            f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or `gamma` and resume"
-        )
+def _nan_streak(
+    run: _Run, rows: list[dict[str, float]], streak: int, first: int, last_state: Path | None
+) -> int:
+    """The number of consecutive steps with non-finite losses at the end of the tick whose
+    steps `first`, `first + 1`, ... gave `rows`, continuing `streak`; TrainingError once it
+    reaches `nan_patience` (naming the step at which it did)."""
+    for i, row in enumerate(rows):
+        finite = all(math.isfinite(v) for k, v in row.items() if k.startswith("loss/"))
+        streak = 0 if finite else streak + 1
+        if streak >= run.cfg.nan_patience:
+            raise TrainingError(
+                f"the losses were not finite for {streak} consecutive steps (step {first + i + 1}); stopping. "
+                f"The last good state is {last_state or 'none (no state was written yet)'}; lower the learning rates or `gamma` and resume"
+            )
     return streak
 
 

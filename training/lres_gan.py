@@ -18,7 +18,7 @@ from torch import nn
 
 from networks.lres_generator import LowResGenerator
 from training.augment import augment_video
-from training.gan import GAN, d_stats, in_sync
+from training.gan import GAN, Stats, d_stats, in_sync
 
 
 class LowResGAN(GAN):
@@ -44,7 +44,7 @@ class LowResGAN(GAN):
 
     # -- the updates -----------------------------------------------------------------------------
 
-    def update_G(self) -> dict[str, float]:
+    def update_G(self) -> Stats:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         losses = []
@@ -54,9 +54,9 @@ class LowResGAN(GAN):
             loss.backward()
             losses.append(loss.detach())
         bad = self.optimizer_step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
-        return {"loss/G": torch.stack(losses).mean().item(), "grad/G_nonfinite": bad}
+        return {"loss/G": torch.stack(losses).mean(), "grad/G_nonfinite": bad}
 
-    def update_D(self, real: torch.Tensor) -> dict[str, float]:
+    def update_D(self, real: torch.Tensor) -> Stats:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         with torch.no_grad():
@@ -70,11 +70,11 @@ class LowResGAN(GAN):
             stats.append(d_stats(fake_logits, real_logits))
         return self.finish_D(stats)
 
-    def update_r1(self, real: torch.Tensor) -> dict[str, float]:
+    def update_r1(self, real: torch.Tensor) -> Stats:
         """Lazy R1 on a fresh real batch, through the same augmentation."""
         return self.r1_step((real_i, self.run_D) for real_i in real.split(self.chunk))
 
-    def train_step(self, step: int, data) -> dict[str, float]:
+    def train_step(self, step: int, data) -> Stats:
         """One full iteration; `data` yields real batches (one for D, one more for R1)."""
         stats = self.update_G()
         stats.update(self.update_D(next(data)))

@@ -17,7 +17,7 @@ from torch import nn
 
 from datasets.shards import DamagedClipError
 from training.ada import BGC, IN_AUGMENT, AdaController, AugmentPipe
-from training.gan import GAN, d_stats, in_sync
+from training.gan import GAN, Stats, d_stats, in_sync
 
 
 class SuperResGAN(GAN):
@@ -51,7 +51,7 @@ class SuperResGAN(GAN):
         keep = (torch.rand(lr.shape[0], generator=self.gen) < self.cfg.lr_cond_prob).to(lr_up)
         return self.D(lr_up * keep.view(-1, 1, 1, 1, 1), hr, precision=self.precision).float()
 
-    def update_G(self, lr: torch.Tensor) -> dict[str, float]:
+    def update_G(self, lr: torch.Tensor) -> Stats:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         losses = []
@@ -62,9 +62,9 @@ class SuperResGAN(GAN):
             loss.backward()
             losses.append(loss.detach())
         bad = self.optimizer_step(self.opt_G, self.G.parameters(), 1 / self.cfg.grad_accum)
-        return {"loss/G": torch.stack(losses).mean().item(), "grad/G_nonfinite": bad}
+        return {"loss/G": torch.stack(losses).mean(), "grad/G_nonfinite": bad}
 
-    def update_D(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+    def update_D(self, lr: torch.Tensor, hr: torch.Tensor) -> Stats:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         # The whole batch's fakes at once, before the chunk loop (as the low-res stage does): the
@@ -87,7 +87,7 @@ class SuperResGAN(GAN):
             stats.append(d_stats(fake_logits, real_logits))
         return self.finish_D(stats)
 
-    def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float]:
+    def update_r1(self, lr: torch.Tensor, hr: torch.Tensor) -> Stats:
         """R1 with respect to the high-resolution clip only, before ADA."""
 
         def chunks():
@@ -97,7 +97,7 @@ class SuperResGAN(GAN):
 
         return self.r1_step(chunks())
 
-    def train_step(self, step: int, data) -> dict[str, float]:
+    def train_step(self, step: int, data) -> Stats:
         lr, _ = next(data)
         stats = self.update_G(lr)
         stats.update(self.update_D(*next(data)))
