@@ -3,6 +3,7 @@
     python benchmarks/gpu.py                       # CUDA, paper preset: the figures of README
     python benchmarks/gpu.py --device cpu --quick  # the same code at tiny size (~3 min on 2 cores)
     python benchmarks/gpu.py --device cpu --quick --no-compile  # what the test suite runs
+    python benchmarks/gpu.py --train-compiled      # also training steps with compiled networks
 
 Prints, for each generator, frames per second of inference in float32 and bfloat16 autocast,
 eager and under `torch.compile` (with the compile time), then training steps per second of each
@@ -142,7 +143,9 @@ def real_batches(shape: tuple[int, ...], device: torch.device) -> Iterator[torch
 
 
 def training_rows(args, device: torch.device) -> Iterator[Row]:
-    """Training steps/s of each stage at the paper's per-GPU batch (eager)."""
+    """Training steps/s of each stage at the paper's per-GPU batch: eager, and with
+    `--train-compiled` also with the steps' networks compiled (`GAN.compile_networks`, float32:
+    compiling both stages' forward and backward passes takes minutes)."""
     preset = get_preset(args.preset)
     gen = torch.Generator(device=device).manual_seed(0)
     for stage in ("lres", "sres"):
@@ -152,7 +155,10 @@ def training_rows(args, device: torch.device) -> Iterator[Row]:
         if args.quick:  # the smallest step that still runs every part (G, D, R1, EMA)
             cfg = cfg.replace(batch=1, grad_accum=1, seq_length=min(cfg.seq_length, 8))
             batch = 1
-        for dtype in ("float32", "bfloat16"):
+        modes = [("float32", False), ("bfloat16", False)]
+        if args.train_compiled and not args.no_compile:
+            modes.append(("float32", True))
+        for dtype, compiled in modes:
             cfg = cfg.replace(precision=dtype)
             reset_peak(device)
             if stage == "lres":
@@ -166,12 +172,16 @@ def training_rows(args, device: torch.device) -> Iterator[Row]:
                 lrs = real_batches((batch, 3, frames, *G.lr_size), device)
                 hrs = real_batches((batch, 3, frames, *G.hr_size), device)
                 data = zip(lrs, hrs)
+            if compiled:
+                gan.compile_networks()
             step = iter(range(1, 10**9))  # steps > 0: R1 every r1_interval steps, as in a run
             seconds = timed(
                 lambda g=gan, d=data: g.train_step(next(step), d), device, args.train_steps
             )
             label = f"{stage} training step {dtype} (batch {batch}, accum {cfg.grad_accum})"
-            yield Row(label, 1 / seconds, "steps/s", peak_mb(device), "eager")
+            yield Row(
+                label, 1 / seconds, "steps/s", peak_mb(device), "compiled" if compiled else "eager"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny networks (CPU smoke run)")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled rows")
+    parser.add_argument(
+        "--train-compiled",
+        action="store_true",
+        help="also time training steps with the networks compiled (several minutes more)",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -121,7 +121,7 @@ def test_a_gpu_sized_preset_on_a_cpu_warns_in_the_summary(synth, tmp_path, monke
     train(cfg, echo=lines.append)
     text = "\n".join(lines)
     assert lines[0].startswith("lvg-train lres, preset small: G ") and " parameters, D " in text
-    assert "  device cpu, precision float32" in lines
+    assert "  device cpu, precision float32, compile off" in lines
     assert f"  data {synth}: 4 clips at 36x64" in lines
     assert "  batch 2 per step = 1 process x 2; 1 accumulation round of 2" in lines
     assert "  steps 0 -> 50000, ticks of 500" in lines
@@ -129,3 +129,26 @@ def test_a_gpu_sized_preset_on_a_cpu_warns_in_the_summary(synth, tmp_path, monke
     assert lines[-1].startswith("warning: the small preset is sized for GPUs") and (
         "use --preset tiny" in lines[-1]
     )
+
+
+def test_compile_choice_reaches_the_stage(synth, tmp_path, monkeypatch):
+    """`--compile on` compiles the steps' networks (docs/training.md#compiling); `auto` is off
+    on a CPU; the summary says which. The steps themselves are left out here:
+    tests/test_compile.py runs compiled steps."""
+    from training.gan import GAN
+
+    monkeypatch.setattr(training.loop, "_tick_loop", lambda *args: None)
+    calls = []
+    monkeypatch.setattr(GAN, "compile_networks", lambda self, backend="inductor": calls.append(1))
+    for choice, compiled in (("auto", False), ("off", False), ("on", True)):
+        calls.clear()
+        lines: list[str] = []
+        cfg = resolve(
+            "lres", "tiny", data=str(synth), outdir=str(tmp_path / choice), device="cpu",
+            workers=0, seq_length=16, batch=2, compile=choice,
+        )  # fmt: skip
+        train(cfg, echo=lines.append)
+        assert bool(calls) == compiled, choice
+        assert f"  device cpu, precision float32, compile {'on' if compiled else 'off'}" in lines
+    with pytest.raises(ValueError, match="compile must be auto, on or off, got 'yes'"):
+        resolve("lres", "tiny", data=str(synth), outdir=str(tmp_path / "x"), compile="yes")

@@ -139,6 +139,23 @@ def disable_tf32() -> None:
     torch.backends.cudnn.allow_tf32 = False
 
 
+# `--compile` of lvg-train and lvg-generate (docs/networks.md#compiling).
+COMPILE_CHOICES = ("auto", "on", "off")
+# What "auto" means per device type, from measurements (docs/networks.md#when-to-compile):
+# on CPUs compiling costs 50-130 s and makes the super-resolution generator 2x slower; on CUDA
+# it is unmeasured (no GPU was available), so it stays off until benchmarks/gpu.py shows a gain.
+COMPILE_BY_DEFAULT = {"cpu": False, "cuda": False}
+
+
+def use_compile(choice: str, device: torch.device) -> bool:
+    """Whether `--compile choice` compiles the networks on `device`."""
+    if choice not in COMPILE_CHOICES:
+        raise ValueError(f"`compile` must be one of {', '.join(COMPILE_CHOICES)}, got {choice!r}")
+    if choice == "auto":
+        return COMPILE_BY_DEFAULT.get(device.type, False)
+    return choice == "on"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

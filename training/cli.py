@@ -9,7 +9,7 @@ import click
 
 from torch_utils import distributed
 from torch_utils.cli import CONTEXT_SETTINGS, flags_in, interrupt_on_sigterm, is_quiet, quiet_option
-from torch_utils.misc import choose_device
+from torch_utils.misc import COMPILE_CHOICES, choose_device
 from training.config import MAX_SEED, TRAIN_PRECISIONS, TRAIN_PRESETS, resolve
 
 EXAMPLES = """
@@ -101,6 +101,12 @@ COMMON_OPTIONS = [
         "--precision",
         type=click.Choice(TRAIN_PRECISIONS),
         help="Autocast precision.",
+    ),
+    click.option(
+        "--compile",
+        type=click.Choice(COMPILE_CHOICES),
+        help="torch.compile the networks of the G and D steps; auto: off on CPUs (measured "
+        "slower there) and, until measured, on GPUs.",
     ),
     click.option(
         "--workers",

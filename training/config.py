@@ -10,6 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from torch_utils.misc import COMPILE_CHOICES
 from training.augment import parse_policy
 
 # Autocast precisions of a training step (docs/training.md#mixed-precision).
@@ -73,6 +74,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "float32"  # float32 | bfloat16 | float16 (autocast)
     workers: int = 2
+    compile: str = (
+        "auto"  # auto | on | off: torch.compile the steps' networks (docs/training.md#compiling)
+    )
 
     def __post_init__(self):
         if self.stage not in ("lres", "sres"):
@@ -81,6 +85,8 @@ class TrainConfig:
             raise ValueError(
                 f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
             )
+        if self.compile not in COMPILE_CHOICES:
+            raise ValueError(f"compile must be auto, on or off, got {self.compile!r}")
         parse_policy(self.diffaugment)  # raises on an unknown op
         if not (math.isfinite(self.time_stretch) and self.time_stretch >= 0):
             raise ValueError(f"time_stretch must be >= 0, got {self.time_stretch}")

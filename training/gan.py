@@ -57,6 +57,22 @@ class GAN:
         )
         self.batch_per_rank = cfg.batch // distributed.world_size()
         self.chunk = self.batch_per_rank // cfg.grad_accum
+        # What the G and D steps call: the networks, or their compiled versions.
+        self.G_forward: Callable = self.G_target()
+        self.D_forward: Callable = D
+
+    def G_target(self) -> Callable:
+        """The generator callable the G and D steps use (and `compile_networks` compiles)."""
+        return self.G
+
+    def compile_networks(self, backend: str = "inductor") -> None:
+        """Run the G and D steps' forward passes (and so their backward passes) under
+        `torch.compile` (docs/training.md#compiling). R1 keeps the eager D: its penalty needs a
+        double backward, which compiled graphs do not support. Parameters, buffers and states
+        stay those of `G` and `D`. `backend`: torch.compile's (tests use "aot_eager": the same
+        tracing, functionalisation and autograd, without generating kernels)."""
+        self.G_forward = torch.compile(self.G_target(), backend=backend)
+        self.D_forward = torch.compile(self.D, backend=backend)
 
     def autocast(self):
         dtype = AUTOCAST_DTYPES.get(self.cfg.precision)

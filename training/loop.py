@@ -34,6 +34,7 @@ from torch_utils.misc import (
     disable_tf32,
     format_resolution,
     seed_everything,
+    use_compile,
     write_atomic,
 )
 from training.config import GPU_SIZED_PRESETS, TrainConfig
@@ -189,6 +190,8 @@ def train(
     run = _setup(cfg, echo)
     gen = torch.Generator().manual_seed(cfg.seed * run.world + run.rank)
     gan, dataset = build_stage(cfg, run.device, gen)
+    if use_compile(cfg.compile, run.device):
+        gan.compile_networks()
     state_file = Path(resume) if resume else (list_states(run.outdir) or [None])[-1]
     step, position = _restore(run, gan, gen, state_file)
     if step >= cfg.total_steps:
@@ -257,7 +260,8 @@ def start_up_summary(cfg: TrainConfig, run: _Run, gan, dataset, step: int) -> li
     lines = [
         f"lvg-train {cfg.stage}, preset {cfg.preset}: G {_millions(gan.G)} parameters, "
         f"D {_millions(gan.D)}",
-        f"  device {run.device}, precision {cfg.precision}",
+        f"  device {run.device}, precision {cfg.precision}, "
+        f"compile {'on' if use_compile(cfg.compile, run.device) else 'off'}",
         f"  data {cfg.data}: {len(dataset.clip_names)} clips at {sizes}",
         f"  batch {cfg.batch} per step = {run.world} process{'es' if run.world > 1 else ''} "
         f"x {per_process}; {cfg.grad_accum} accumulation round{'s' if cfg.grad_accum > 1 else ''} "

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from networks.lres_generator import LowResGenerator
+from networks.lres_generator import LowResGenerator, random_windows
 from training.augment import augment_video
 from training.gan import GAN, Stats, d_stats, in_sync
 
@@ -28,19 +28,24 @@ class LowResGAN(GAN):
 
     # -- pieces ----------------------------------------------------------------------------------
 
+    def G_target(self):
+        return self.G.from_noise
+
     def generate(self, batch: int, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
         """`batch` clips of seq_length frames, each a random window of a longer video whose
         offset lies in [0, time_margin) (the generator is equivariant only to 32-frame shifts):
-        `LowResGenerator.random_clips`, noise and offsets drawn from the run's generator."""
+        what `LowResGenerator.random_clips` does, noise and offsets drawn from the run's
+        generator, with the synthesis through `G_forward`."""
+        length = self.cfg.seq_length + self.cfg.time_margin
+        noise = self.G.draw_noise(batch, length, self.gen)
         with self.autocast():
-            return self.G.random_clips(
-                batch, self.cfg.seq_length, self.gen, self.cfg.time_margin, magnitude_ema_beta
-            )
+            video = self.G_forward(noise, length, magnitude_ema_beta)
+        return random_windows(video, self.cfg.seq_length, self.gen)
 
-    def run_D(self, video: torch.Tensor) -> torch.Tensor:
+    def run_D(self, video: torch.Tensor, eager: bool = False) -> torch.Tensor:
         video = augment_video(video, self.gen, self.cfg.diffaugment, self.cfg.time_stretch)
         with self.autocast():
-            return self.D(video).float()
+            return (self.D if eager else self.D_forward)(video).float()
 
     # -- the updates -----------------------------------------------------------------------------
 
@@ -72,7 +77,8 @@ class LowResGAN(GAN):
 
     def update_r1(self, real: torch.Tensor) -> Stats:
         """Lazy R1 on a fresh real batch, through the same augmentation."""
-        return self.r1_step((real_i, self.run_D) for real_i in real.split(self.chunk))
+        run_D = lambda x: self.run_D(x, eager=True)  # noqa: E731
+        return self.r1_step((real_i, run_D) for real_i in real.split(self.chunk))
 
     def train_step(self, step: int, data) -> Stats:
         """One full iteration; `data` yields real batches (one for D, one more for R1)."""

@@ -40,16 +40,19 @@ class SuperResGAN(GAN):
 
     def generate(self, lr_aug: torch.Tensor, magnitude_ema_beta: float = 1.0) -> torch.Tensor:
         z = torch.randn(lr_aug.shape[0], self.G.z_dim, generator=self.gen).to(self.device)
-        return self.G(lr_aug, z=z, magnitude_ema_beta=magnitude_ema_beta, precision=self.precision)
+        return self.G_forward(
+            lr_aug, z=z, magnitude_ema_beta=magnitude_ema_beta, precision=self.precision
+        )
 
-    def run_D(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def run_D(self, lr: torch.Tensor, hr: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """D on (upsampled LR, HR) after joint ADA and LR-conditioning dropout
         (docs/training.md#sr-discriminator-inputs)."""
         lr_up = self.D.upsample_lr(lr.float())
         both = self.ada.pipe(torch.cat([lr_up, hr.float()], dim=2), self.gen)
         lr_up, hr = both.split([lr_up.shape[2], hr.shape[2]], dim=2)
         keep = (torch.rand(lr.shape[0], generator=self.gen) < self.cfg.lr_cond_prob).to(lr_up)
-        return self.D(lr_up * keep.view(-1, 1, 1, 1, 1), hr, precision=self.precision).float()
+        D = self.D if eager else self.D_forward
+        return D(lr_up * keep.view(-1, 1, 1, 1, 1), hr, precision=self.precision).float()
 
     def update_G(self, lr: torch.Tensor) -> Stats:
         self.G.requires_grad_(True)
@@ -93,7 +96,7 @@ class SuperResGAN(GAN):
         def chunks():
             for lr_i, hr_i in zip(lr.split(self.chunk), hr.split(self.chunk)):
                 lr_aug = self.centre(self.in_augment(lr_i, self.gen))
-                yield self.centre(hr_i), lambda x, lr_aug=lr_aug: self.run_D(lr_aug, x)
+                yield self.centre(hr_i), lambda x, lr_aug=lr_aug: self.run_D(lr_aug, x, eager=True)
 
         return self.r1_step(chunks())
 
