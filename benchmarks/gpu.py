@@ -156,6 +156,8 @@ def training_rows(args, device: torch.device) -> Iterator[Row]:
             cfg = cfg.replace(batch=1, grad_accum=1, seq_length=min(cfg.seq_length, 8))
             batch = 1
         modes = [("float32", False), ("bfloat16", False)]
+        if stage == "sres" and device.type == "cuda":
+            modes.append(("mixed", False))  # the original's float16 layers (`--precision auto`)
         if args.train_compiled and not args.no_compile:
             modes.append(("float32", True))
         for dtype, compiled in modes:

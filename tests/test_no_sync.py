@@ -44,10 +44,14 @@ def test_low_res_step_does_not_read_the_device():
     _on_meta(stats)
 
 
-@pytest.mark.parametrize("step", [1, 2, 3])
-def test_super_res_step_does_not_read_the_device(step):
-    """Steps between ADA updates (the update, every `ada_interval` steps, reads one number)."""
-    cfg = resolve("sres", "tiny", data="x", outdir="x", batch=2, seq_length=4, r1_interval=1)
+@pytest.mark.parametrize("step,precision", [(1, "auto"), (2, "auto"), (3, "mixed")])
+def test_super_res_step_does_not_read_the_device(step, precision):
+    """Steps between ADA updates (the update, every `ada_interval` steps, reads one number),
+    also with the original's half-precision layers ("mixed": bfloat16 off CUDA)."""
+    cfg = resolve(
+        "sres", "tiny", data="x", outdir="x", batch=2, seq_length=4, r1_interval=1,
+        precision=precision,
+    )  # fmt: skip
     G, D = (net.to(META) for net in sres_networks(cfg, PRESET))
     gan = SuperResGAN(cfg, G, D, META, torch.Generator().manual_seed(0), None)
     c, t = G.cfg, cfg.seq_length + 2 * G.context

@@ -152,3 +152,22 @@ def test_compile_choice_reaches_the_stage(synth, tmp_path, monkeypatch):
         assert f"  device cpu, precision float32, compile {'on' if compiled else 'off'}" in lines
     with pytest.raises(ValueError, match="compile must be auto, on or off, got 'yes'"):
         resolve("lres", "tiny", data=str(synth), outdir=str(tmp_path / "x"), compile="yes")
+
+
+def test_precision_auto_is_the_originals():
+    """docs/training.md#mixed-precision: float32 for the low-res stage and on CPUs; the SR
+    networks' float16 layers ("mixed") for the SR stage on CUDA; explicit choices stay."""
+    lres, sres = (resolve(s, "tiny", data="d", outdir="o") for s in ("lres", "sres"))
+    assert lres.precision == sres.precision == "auto"
+    assert [c.precision_on(d) for c in (lres, sres) for d in ("cpu", "cuda")] == [
+        "float32",
+        "float32",
+        "float32",
+        "mixed",
+    ]
+    assert (
+        resolve("sres", "tiny", data="d", outdir="o", precision="bfloat16").precision_on("cuda")
+        == "bfloat16"
+    )
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, mixed"):
+        resolve("lres", "tiny", data="d", outdir="o", precision="half")

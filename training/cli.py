@@ -100,7 +100,9 @@ COMMON_OPTIONS = [
     click.option(
         "--precision",
         type=click.Choice(TRAIN_PRECISIONS),
-        help="Autocast precision.",
+        help="auto (the original's: the SR networks' float16 layers on CUDA, else float32), "
+        "float32, mixed (those layers in float16 on CUDA, bfloat16 on CPUs), or bfloat16/float16 "
+        "autocast of every layer.",
     ),
     click.option(
         "--compile",

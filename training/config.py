@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from torch_utils.misc import COMPILE_CHOICES
 from training.augment import parse_policy
 
-# Autocast precisions of a training step (docs/training.md#mixed-precision).
-TRAIN_PRECISIONS = ("float32", "bfloat16", "float16")
+# Precisions of a training step (docs/training.md#mixed-precision): "auto" is the original's
+# ("mixed" for the SR stage on CUDA, else float32); "mixed" runs the SR networks' original
+# half-precision layers; bfloat16 / float16 autocast all layers.
+TRAIN_PRECISIONS = ("auto", "float32", "mixed", "bfloat16", "float16")
 # Seeds torch.Generator takes, with room for the per-process seeds `seed * processes + rank`.
 MAX_SEED = 2**63 - 1
 # Presets sized for GPUs: on a CPU a step takes minutes (docs/training.md#start-up).
@@ -72,7 +74,7 @@ class TrainConfig:
     # Execution.
     seed: int = 0
     device: str = "auto"
-    precision: str = "float32"  # float32 | bfloat16 | float16 (autocast)
+    precision: str = "auto"  # auto | float32 | mixed | bfloat16 | float16
     workers: int = 2
     compile: str = (
         "auto"  # auto | on | off: torch.compile the steps' networks (docs/training.md#compiling)
@@ -83,7 +85,7 @@ class TrainConfig:
             raise ValueError(f"stage must be 'lres' or 'sres', got {self.stage!r}")
         if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(
-                f"precision must be float32, bfloat16 or float16, got {self.precision!r}"
+                f"precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.precision!r}"
             )
         if self.compile not in COMPILE_CHOICES:
             raise ValueError(f"compile must be auto, on or off, got {self.compile!r}")
@@ -117,6 +119,14 @@ class TrainConfig:
             if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
                 bound = ">= 0" if zero_ok else "> 0"
                 raise ValueError(f"`{name}` must be a finite number {bound}, got {value}")
+
+    def precision_on(self, device_type: str) -> str:
+        """The step's precision on a device type, "auto" resolved (docs/training.md#mixed-precision):
+        the original trains the low-res stage in float32 and the SR networks' higher-resolution
+        layers in float16 on CUDA ("mixed"); on CPUs "auto" is float32."""
+        if self.precision != "auto":
+            return self.precision
+        return "mixed" if self.stage == "sres" and device_type == "cuda" else "float32"
 
     @property
     def d_lr_corrected(self) -> float:

@@ -74,8 +74,15 @@ class GAN:
         self.G_forward = torch.compile(self.G_target(), backend=backend)
         self.D_forward = torch.compile(self.D, backend=backend)
 
+    @property
+    def precision(self) -> str:
+        """The step's precision, "auto" resolved for this device (`TrainConfig.precision_on`)."""
+        return self.cfg.precision_on(self.device.type)
+
     def autocast(self):
-        dtype = AUTOCAST_DTYPES.get(self.cfg.precision)
+        """Autocast for "bfloat16"/"float16"; none for "float32" and "mixed" (whose networks
+        choose each layer's dtype themselves)."""
+        dtype = AUTOCAST_DTYPES.get(self.precision)
         return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
     def optimizer_step(self, opt: torch.optim.Optimizer, params, scale: float) -> torch.Tensor:

@@ -260,7 +260,7 @@ def start_up_summary(cfg: TrainConfig, run: _Run, gan, dataset, step: int) -> li
     lines = [
         f"lvg-train {cfg.stage}, preset {cfg.preset}: G {_millions(gan.G)} parameters, "
         f"D {_millions(gan.D)}",
-        f"  device {run.device}, precision {cfg.precision}, "
+        f"  device {run.device}, precision {gan.precision}, "
         f"compile {'on' if use_compile(cfg.compile, run.device) else 'off'}",
         f"  data {cfg.data}: {len(dataset.clip_names)} clips at {sizes}",
         f"  batch {cfg.batch} per step = {run.world} process{'es' if run.world > 1 else ''} "

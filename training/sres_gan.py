@@ -30,10 +30,6 @@ class SuperResGAN(GAN):
             AugmentPipe(BGC, p=0.0), cfg.ada_target, cfg.ada_interval, cfg.ada_speed, cfg.ada_max_p
         )
 
-    @property
-    def precision(self) -> str:
-        return self.cfg.precision
-
     def centre(self, lr: torch.Tensor) -> torch.Tensor:
         """The T low-resolution frames aligned with the T output frames."""
         return lr[:, :, self.context : lr.shape[2] - self.context]
