@@ -102,7 +102,7 @@ def naive_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, co
     return x if concat is None else torch.cat([x, concat.to(x.dtype)], dim=1)
 
 
-def naive_modulated_conv2d(x, weights, frames, padding):
+def naive_modulated_conv2d(x, weights, frames, padding, **_):
     """One grouped convolution with the modulated weights repeated for every frame (the full
     convolution: `padding` is the same on every side)."""
     padding = padding[0]
