@@ -122,6 +122,11 @@ class MetricContext:
         self._real_sources.append(dataset)
         return dataset
 
+    def track_generated(self, source) -> None:
+        """Count `source`'s damaged videos (its `damage` tally) as skipped generated videos:
+        for generated videos read from files rather than made by a network."""
+        self._generated_sources.append(source)
+
     def skipped_videos(self) -> dict[str, int]:
         """Damaged or unreadable videos (clips of a dataset, files of a folder) skipped so far,
         real and generated (docs/metrics.md#damaged-and-unreadable-videos)."""
@@ -429,7 +434,7 @@ def context_from_paths(
         )
     ctx = MetricContext(data, res, sampler, generated, device, **options)
     if videos is not None:
-        ctx._generated_sources.append(source)
+        ctx.track_generated(source)
     return ctx
 
 
