@@ -40,6 +40,7 @@ setup(
             "lvg-dataset=datasets.cli:main",
             "lvg-convert=networks.cli:main",
             "lvg-generate=generation.cli:main",
+            "lvg-project=generation.project_cli:main",
             "lvg-train=training.cli:main",
             "lvg-metrics=metrics.cli:main",
         ],

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,23 @@ from generation.pipeline import (
     MAX_SRES_BATCH,
     Frame,
     check_frame_range,
+    compile_generators,
     generate_video,
     make_timelines,
 )
+from generation.projection import Projection, load_projection, loop_for
 from generation.timeline import SEED_RANGE, Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.contract import check_chain
 from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in, interrupt_on_sigterm
 from torch_utils.frames import Mp4Writer, display_factor, make_grid, mp4_rate, nearest_upscale
-from torch_utils.misc import PRECISIONS, atomic_path, choose_device
+from torch_utils.misc import (
+    COMPILE_CHOICES,
+    PRECISIONS,
+    atomic_path,
+    choose_device,
+    use_compile,
+)
 
 # The shipped demo models (generation/demo/MODEL_CARD.md), used when --lres is not given.
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -120,6 +128,10 @@ class Plan:
     fps: float
     crf: int
     rate: Fraction  # the frame rate the mp4s store (`mp4_rate(fps)`)
+    # --from and --transition-to projections (docs/projection.md#using-a-projection): the one
+    # played, and every one read (path, projection), checked against --lres once it is loaded.
+    source: Projection | None = field(default=None, compare=False)
+    projections: tuple[tuple[Path, Projection], ...] = field(default=(), compare=False)
 
 
 def choose_models(lres_path: Path | None, sres_path: Path | None) -> tuple[Path, Path | None]:
@@ -203,7 +215,7 @@ def plan_generation(
     start_frame: int,
     loop_period: int | None,
     loop_mode: str,
-    transition_seed: int | None,
+    transition_seed: int | str | None,
     transition_at: int | None,
     transition_over: int | None,
     grid: bool,
@@ -211,9 +223,25 @@ def plan_generation(
     lres_native: bool,
     save_frames: tuple[int, ...],
     crf: int,
+    from_path: Path | None = None,
 ) -> Plan:
     """Checks the options that need no network and resolves them into a `Plan`
-    (docs/generation.md#limits)."""
+    (docs/generation.md#limits). `from_path`: play a projection (its base seed replaces
+    `seeds`); `transition_seed` may be a projection file too (docs/projection.md)."""
+    projections: list[tuple[Path, Projection]] = []
+    source = None
+    if from_path is not None:
+        source = load_projection(from_path)
+        projections.append((from_path, source))
+        seeds = [source.base_seed]
+    transition_patch = None
+    if isinstance(transition_seed, str):
+        if re.fullmatch(r"\s*-?\d+\s*", transition_seed):
+            transition_seed = int(transition_seed)  # range: checked with the timeline
+        else:
+            other = load_projection(Path(transition_seed))
+            projections.append((Path(transition_seed), other))
+            transition_seed, transition_patch = other.base_seed, other.patch
     rate = mp4_rate(fps)
     n = frame_count(num_frames, seconds, fps, loop_period)
     check_frame_range(start_frame, n)
@@ -230,12 +258,15 @@ def plan_generation(
         if not 0 <= i < n:
             raise ValueError(f"--save-frame {i} is outside the video's 0..{n - 1}")
     transition = make_transition(transition_seed, transition_at, transition_over, start_frame, n)
+    if transition is not None and transition_patch is not None:
+        transition = replace(transition, patch=transition_patch)
     loop = Loop(loop_period, loop_mode) if loop_period is not None else None
     make_timelines(seeds, loop, transition)  # validation only
     videos, pngs = plan_outputs(out, seeds, grid, save_lres, save_frames)
     return Plan(
         lres_path, sres_path, tuple(seeds), n, start_frame, loop, transition,
         tuple(videos), tuple(pngs), save_lres, lres_native, out, fps, crf, rate,
+        source, tuple(projections),
     )  # fmt: skip
 
 
@@ -261,7 +292,8 @@ class NetworkError(ValueError):
     """The checkpoints cannot be used: missing, not the networks needed, or not a pair."""
 
 
-def _load(option: str, path: Path, kind: str, device: torch.device):
+def load_network(option: str, path: Path, kind: str, device: torch.device):
+    """The `kind` network in `path` on `device`; NetworkError naming `option` otherwise."""
     try:
         return networks.load(path, kind=kind, device=device)
     except FileNotFoundError:
@@ -274,10 +306,10 @@ def load_networks(
     plan: Plan, device: torch.device
 ) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """The low-res generator and the optional SR network of `plan`, checked to fit together."""
-    G = _load("--lres", plan.lres_path, "lres_generator", device)
+    G = load_network("--lres", plan.lres_path, "lres_generator", device)
     S = None
     if plan.sres_path is not None:
-        S = _load("--sres", plan.sres_path, "sres_generator", device)
+        S = load_network("--sres", plan.sres_path, "sres_generator", device)
     try:
         check_chain(G, S)
     except ValueError as e:
@@ -340,6 +372,7 @@ def stream_frames(
             sres_batch=sres_batch,
             precision=precision,
             keep_lres=plan.save_lres,
+            patch=None if plan.source is None else plan.source.patch,
         )
         for seed in seeds
     ]
@@ -498,7 +531,17 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     help="Loop construction (see generation/timeline.py).",
 )
 @click.option(
-    "--transition-to", "transition_seed", type=int, help="Cross over to this seed's world."
+    "--transition-to",
+    "transition_seed",
+    metavar="SEED|PROJ",
+    help="Cross over to this seed's world, or to a projection's (a .safetensors of lvg-project).",
+)
+@click.option(
+    "--from",
+    "from_path",
+    type=click.Path(path_type=Path),
+    help="Play a projection made by lvg-project (PROJ.safetensors) instead of a seed, and "
+    "continue it forward and backward (docs/projection.md).",
 )
 @click.option(
     "--at",
@@ -557,6 +600,15 @@ Memory does not grow with the length: videos of hours stream straight to the enc
     help="auto: float32, except the SR network's float16 layers on CUDA (as the original).",
 )
 @click.option(
+    "--compile",
+    "compile_choice",
+    type=click.Choice(COMPILE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="torch.compile the networks (each new chunk length compiles once, minutes on a CPU); "
+    "auto: off on CPUs, where it was measured slower, and, until measured, on GPUs.",
+)
+@click.option(
     "--batch-frames",
     type=click.IntRange(1, MAX_BATCH_FRAMES),
     default=DEFAULT_BATCH_FRAMES,
@@ -576,6 +628,7 @@ Memory does not grow with the length: videos of hours stream straight to the enc
 def main(
     device: str,
     precision: str,
+    compile_choice: str,
     batch_frames: int,
     sres_batch: int,
     overwrite: bool,
@@ -592,6 +645,9 @@ def main(
         seed_list = parse_seeds(seeds)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--seed") from None
+    ctx = click.get_current_context()
+    if options["from_path"] is not None and ctx.get_parameter_source("seeds").name == "COMMANDLINE":
+        raise click.UsageError("give --seed or --from, not both (a projection has its own seed)")
     with _click_errors(ValueError):
         plan = plan_generation(lres_path, sres_path, seed_list, **options)
         check_writable([o.path for o in plan.videos + plan.pngs], overwrite)
@@ -601,6 +657,13 @@ def main(
         dev = choose_device(device)
     with _click_errors(NetworkError):
         G, S = load_networks(plan, dev)
+    if use_compile(compile_choice, dev):
+        G, S = compile_generators(G, S)
+    with _click_errors(ValueError):
+        for path, proj in plan.projections:  # made with this generator? (one-line error)
+            proj.check_generator(G, path)
+        if plan.source is not None and plan.loop is not None:  # the clip seen in the loop
+            plan = replace(plan, loop=loop_for(plan.source, plan.loop, G))
     lres_scale = 1 if plan.lres_native else display_factor(*G.size)
     jobs = plan_jobs(plan)
     total = plan.num_frames * len(jobs)
@@ -613,7 +676,8 @@ def main(
                 bar.write(f"wrote {o.path}")
     what = "super-resolved" if S is not None else "low-res"
     click.echo(
-        f"{plan.num_frames} {what} frames from frame {plan.start_frame}, seed(s) {seeds}, "
+        f"{plan.num_frames} {what} frames from frame {plan.start_frame}, "
+        f"{f'seed(s) {seeds}' if plan.source is None else f'from {plan.projections[0][0]}'}, "
         f"{float(plan.rate):g} fps, on {dev}"
     )
 

@@ -16,6 +16,10 @@ video on every device; the values are stable for a given torch version (torch do
 promise `randn` streams across versions).
 
 With `period=P`, the stream is periodic: `n[i] = n_s[i mod P]` (used by `--loop-mode noise`).
+
+With `patch=NoisePatch(a, w)` (a projection, docs/projection.md), samples `a .. a + len(w) - 1`
+are `w` instead of the seed's own; the rest of the stream is unchanged (a periodic stream reads
+the patched samples at `i mod P`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,19 @@ def _block(seed: int, index: int, channels: int, block_size: int) -> torch.Tenso
     return value
 
 
+@dataclass(frozen=True, eq=False)
+class NoisePatch:
+    """Noise samples `start .. start + noise.shape[1] - 1` that replace a seed's own
+    (a projection's window, docs/projection.md); compared by identity."""
+
+    start: int
+    noise: torch.Tensor  # [channels, L] float32, CPU
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.noise.shape[1]
+
+
 @dataclass(frozen=True)
 class NoiseStream:
     """The infinite noise stream of one seed; `window(a, L)` is `n[a : a + L]`, `[channels, L]`."""
@@ -70,12 +87,17 @@ class NoiseStream:
     channels: int = 8
     block_size: int = BLOCK_SIZE
     period: int | None = None
+    patch: NoisePatch | None = None
 
     def __post_init__(self):
         if self.period is not None and self.period < 1:
             raise ValueError(f"period must be positive, got {self.period}")
         if self.channels < 1 or self.block_size < 1:
             raise ValueError("channels and block_size must be positive")
+        if self.patch is not None and self.patch.noise.shape[0] != self.channels:
+            raise ValueError(
+                f"the patch has {self.patch.noise.shape[0]} channels, the stream {self.channels}"
+            )
 
     def window(self, start: int, length: int) -> torch.Tensor:
         """Samples `start .. start + length - 1` as a float32 CPU tensor `[channels, length]`."""
@@ -97,4 +119,9 @@ class NoiseStream:
         b0, b1 = start // self.block_size, (start + length - 1) // self.block_size
         blocks = [_block(self.seed, b, self.channels, self.block_size) for b in range(b0, b1 + 1)]
         offset = start - b0 * self.block_size
-        return torch.cat(blocks, dim=1)[:, offset : offset + length].clone()
+        out = torch.cat(blocks, dim=1)[:, offset : offset + length].clone()
+        p = self.patch
+        if p is not None and p.start < start + length and start < p.stop:
+            a, b = max(start, p.start), min(start + length, p.stop)
+            out[:, a - start : b - start] = p.noise[:, a - p.start : b - p.start].to(out)
+        return out

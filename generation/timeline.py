@@ -22,6 +22,10 @@ and a file of P frames loops without a seam. Two constructions:
   X(u + P), i.e. the filter's normalised autocorrelation at lag P. At u = 0 it equals
   X(P), and as u -> P it tends to X(P) again; the smoothstep makes the wrap C1-smooth; the
   normalisation keeps every channel at exactly unit variance, as in training.
+  With `anchor=a` and `ramp=R` (R <= P), u = (g - a) mod P, X(u) reads X(a + u) and the
+  smoothstep runs over u in [0, R) only: for u in [R, P) the loop shows the plain embedding
+  X(a + u) unchanged (a projected clip placed there is seen as projected); the wrap stays
+  C1-smooth. The defaults (a = 0, R = P) are the construction above.
 * `mode="noise"`: periodic noise, `n[i] = n_s[i mod P]`. Its embedding is P-periodic too, but
   the slow filters (up to 5000 taps) then sum many copies of the same samples: for P = 256
   the slowest channels' variance grows ~5x (25x for P = 64), and the mapping's per-frame
@@ -45,7 +49,7 @@ from typing import Literal
 
 import torch
 
-from generation.noise_stream import NoiseStream, seeded_normal
+from generation.noise_stream import NoisePatch, NoiseStream, seeded_normal
 from networks.noise import TemporalNoiseBank
 
 LOOP_PIECE = 1024  # loop embeddings are computed (and cached) in aligned pieces of this length
@@ -63,15 +67,19 @@ class Loop:
 
     period: int
     mode: Literal["blend", "noise"] = "blend"
+    anchor: int = 0  # blend: the loop repeats frames anchor .. anchor + period - 1
+    ramp: int | None = None  # blend: frames of the cross-fade (period when None)
 
 
 @dataclass(frozen=True)
 class Transition:
-    """Cross over to `seed`'s world from frame `at` to frame `at + over`."""
+    """Cross over to `seed`'s world from frame `at` to frame `at + over` (`patch`: that
+    world's noise override, e.g. a projection's window, docs/projection.md)."""
 
     seed: int
     at: int
     over: int
+    patch: NoisePatch | None = None
 
 
 def check_seed(seed: int, name: str = "seed") -> None:
@@ -88,6 +96,7 @@ class Timeline:
     seed: int
     loop: Loop | None = None
     transition: Transition | None = None
+    patch: NoisePatch | None = None  # the seed's noise override (a projection's window)
 
     def validate(self, time_factor: int = 32) -> None:
         """Raise ValueError (one line, option-style) for impossible settings
@@ -106,6 +115,13 @@ class Timeline:
                 )
             if self.loop.mode not in ("blend", "noise"):
                 raise ValueError(f"unknown loop mode {self.loop.mode!r}; use blend or noise")
+            ramp = self.loop.ramp
+            if ramp is not None and not 1 <= ramp <= self.loop.period:
+                raise ValueError(f"the loop's ramp must be 1 .. {self.loop.period}, got {ramp}")
+            if abs(self.loop.anchor) > MAX_POSITION:
+                raise ValueError(
+                    f"the loop's anchor must be within -2^52 .. 2^52, got {self.loop.anchor}"
+                )
             if self.transition is not None:
                 raise ValueError("`loop` and `transition_to` cannot be combined")
         if self.transition is not None:
@@ -152,9 +168,13 @@ class TimelineEmbedding:
         cfg = bank.cfg
         loop = timeline.loop
         period = loop.period if loop is not None and loop.mode == "noise" else None
-        self.stream = NoiseStream(timeline.seed, cfg.noise_channels, period=period)
+        self.stream = NoiseStream(
+            timeline.seed, cfg.noise_channels, period=period, patch=timeline.patch
+        )
         self.other = (
-            NoiseStream(timeline.transition.seed, cfg.noise_channels)
+            NoiseStream(
+                timeline.transition.seed, cfg.noise_channels, patch=timeline.transition.patch
+            )
             if timeline.transition is not None
             else None
         )
@@ -201,11 +221,13 @@ class TimelineEmbedding:
         if k in self._pieces:
             self._pieces.move_to_end(k)
             return self._pieces[k]
-        p = self.blend_period
+        p, a = self.blend_period, self.timeline.loop.anchor
+        ramp = self.timeline.loop.ramp or p
         u0 = k * LOOP_PIECE
         u1 = min(p, u0 + LOOP_PIECE)
-        x0, x1 = self._plain(self.stream, u0, u1 - u0), self._plain(self.stream, u0 + p, u1 - u0)
-        x = torch.arange(u0, u1, dtype=torch.float64) / p
+        x0 = self._plain(self.stream, a + u0, u1 - u0)
+        x1 = self._plain(self.stream, a + u0 + p, u1 - u0)
+        x = (torch.arange(u0, u1, dtype=torch.float64) / ramp).clamp(max=1)
         theta = math.pi / 2 * x * x * (3 - 2 * x)
         s, c = (v.to(self.device) for v in (theta.sin(), theta.cos()))
         rho = self._lag_correlation()
@@ -219,7 +241,7 @@ class TimelineEmbedding:
     def _looped(self, start: int, length: int) -> torch.Tensor:
         p, out, g = self.blend_period, [], start
         while g < start + length:
-            u = g % p
+            u = (g - self.timeline.loop.anchor) % p
             k = u // LOOP_PIECE
             piece = self._piece(k)
             off = u - k * LOOP_PIECE

@@ -11,7 +11,8 @@ ALLOWED = {
     "networks": {"torch_utils"},
     "datasets": {"torch_utils"},
     "training": {"torch_utils", "networks", "datasets", "metrics"},  # metrics: --metric
-    "generation": {"torch_utils", "networks"},
+    # generation/projection.py: the LPIPS loss of lvg-metrics, the clip reader of lvg-dataset
+    "generation": {"torch_utils", "networks", "datasets", "metrics"},
     "metrics": {"torch_utils", "networks", "datasets"},
 }
 

@@ -58,6 +58,7 @@ SHRINK = [
     (r"_128f", "_16f"),
     (r"colorsim64_", "colorsim4_"),
     (r"lpips_curve64_64f", "lpips_curve4_16f"),
+    (r"--steps 200\b", "--steps 2"),  # lvg-project
 ]
 TRAIN_EXTRA = " --steps 2 --tick 1 --batch 2 --device cpu --workers 0"
 
