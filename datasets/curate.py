@@ -10,8 +10,10 @@ Pipeline, one obvious place per step (three modules):
 * `AnalysisCache` keeps those per-frame arrays, one `.npz` per video keyed by path + size + mtime,
   so shots and thresholds can be re-derived without decoding and an interrupted run resumes;
   `analyse_videos` runs the analyses on a process pool (`parallel_map`).
-* `detect_cuts` starts a new shot where the cut score exceeds a rolling median + k MAD;
-  `split_clips` turns shots into scored `Shot`s.
+* Shot boundaries (`--shots`, `datasets.shots`): TransNetV2 scores every frame for hard cuts and
+  gradual transitions (fades, dissolves) from the same decode at 48x27; the `classic` fallback,
+  `detect_cuts`, starts a new shot where the cut score exceeds a rolling median + k MAD.
+  `split_clips` turns shots into scored `Shot`s, gradual transitions cut out.
 * `datasets.manifest`: `judge_clips` applies `Thresholds` (the verdicts), `curate` gathers them in
   a `Curation`, `write_manifest` writes the JSON manifest that `lvg-dataset from-videos
   --manifest` reads back with `read_manifest`.
@@ -37,9 +39,12 @@ import av
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import torch
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from datasets import filters
+from datasets import shots as boundaries
 from datasets.video_io import TRUNCATION_SLACK, VideoReadError, av_reason, name_problem
 from torch_utils.misc import write_atomic
 
@@ -48,7 +53,7 @@ try:  # OpenCV is only needed for Farneback optical flow; frame differences are 
 except ImportError:  # pragma: no cover - depends on the environment
     cv2 = None
 
-ANALYSIS_VERSION = 1  # bump when per-frame measurements change: invalidates every cache entry
+ANALYSIS_VERSION = 2  # bump when per-frame measurements change: invalidates every cache entry
 MOTION_METHODS = ("farneback", "framediff")
 REPRESENTATIVE_FRAMES = 3  # frames per clip hashed for near-duplicate detection
 MIN_CUT_GAP_SECONDS = 0.25  # of several cut candidates closer than this, the strongest wins
@@ -71,8 +76,21 @@ class AnalysisSettings:
 
     width: int = 128  # analysis width in pixels (height keeps the aspect ratio)
     motion_method: str = field(default_factory=default_motion_method)
+    shots: str = field(default_factory=boundaries.default_detector)  # `datasets.shots` detector
+    device: str = field(default="auto", compare=False)  # TransNetV2's device; results agree
+    border_black: int = 32  # grey level (0..255) up to which a pixel counts as black border
 
     def __post_init__(self) -> None:
+        if self.shots not in boundaries.SHOT_DETECTORS:
+            raise ValueError(f"`shots` must be one of {boundaries.SHOT_DETECTORS}")
+        if self.shots == "transnetv2" and boundaries.transnetv2_version() is None:
+            raise ValueError(
+                f"`shots` transnetv2 needs the model: {boundaries.TRANSNETV2_INSTALL} "
+                "(or use the classic detector: `shots` classic)"
+            )
+        boundaries.resolve_device(self.device)
+        if not 0 <= self.border_black < 255:
+            raise ValueError(f"`border_black` must be a grey level 0..254, got {self.border_black}")
         if self.width < 16:
             raise ValueError(f"`analysis_width` must be >= 16 pixels, got {self.width}")
         if self.motion_method not in MOTION_METHODS:
@@ -96,6 +114,13 @@ class Thresholds:
     cut_k: float = 8.0  # a cut scores this many (normal-scaled) MADs above the rolling median
     cut_min: float = 0.15  # ... and at least this much (scores are in [0, 1])
     cut_window: float = 1.0  # seconds on each side of the rolling median
+    shot_threshold: float = 0.35  # TransNetV2: a transition's score peaks above this ...
+    shot_extent: float = 0.05  # ... and spans the frames scoring above this (both in [0, 1])
+    min_border: float = 0.02  # black bars at least this share of the frame are cropped away
+    min_resolution: int = (
+        0  # short side (pixels) of the content after cropping; less: low_resolution
+    )
+    sharp_start: float = 0.5  # seconds: a shot starts at the sharpest frame this near its cut
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -111,6 +136,15 @@ class Thresholds:
             raise ValueError(f"`dedup` must be -1 (off) or 0..64 bits, got {self.dedup}")
         if self.cut_k < 0 or not 0 <= self.cut_min <= 1 or self.cut_window <= 0:
             raise ValueError("need `cut_k` >= 0, 0 <= `cut_min` <= 1 and a positive cut window")
+        if not 0 <= self.min_border < 0.5 or self.min_resolution < 0 or self.sharp_start < 0:
+            raise ValueError(
+                "need 0 <= `min_border` < 0.5, `min_resolution` >= 0 and `sharp_start` >= 0"
+            )
+        if not 0 <= self.shot_extent <= self.shot_threshold <= 1:
+            raise ValueError(
+                f"need 0 <= `shot_extent` {self.shot_extent} <= `shot_threshold` "
+                f"{self.shot_threshold} <= 1"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -140,12 +174,28 @@ class SmallVideo:
         self.fps = float(rate)
         self.width = width
         self._reformatter = VideoReformatter()  # reused: keeps one sws context
+        self._network_reformatter = VideoReformatter()
+        self.source_size = (stream.height, stream.width)  # of the last decoded frame
         self._t0 = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
         self._duration = float(stream.duration * stream.time_base) if stream.duration else None
 
     def frames(self, stop: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
         """(seconds from the stream start, RGB uint8 `[h, width, 3]`) per frame; `stop` ends
         early after that many frames (skipping the truncation check)."""
+        for t, image, _, _ in self.analysis_frames(stop):
+            yield t, image
+
+    def analysis_frames(
+        self,
+        stop: int | None = None,
+        network_size: tuple[int, int] | None = None,
+        border_every: int = 0,
+        border_black: int = 0,
+    ) -> Iterator[tuple[float, np.ndarray, np.ndarray | None, tuple[int, ...] | None]]:
+        """`frames`, each also scaled to `network_size` (height, width; bicubic, aspect ignored,
+        as ffmpeg's `-s 48x27` scales TransNetV2's input; None without a size), and every
+        `border_every`-th frame's `filters.content_box` at full resolution (else None; (-1,) * 4
+        for a black frame)."""
         count, last_time = 0, None
         try:
             for frame in self._container.decode(self._stream):
@@ -155,9 +205,23 @@ class SmallVideo:
                 image = self._reformatter.reformat(
                     frame, width=self.width, height=height, format="rgb24", interpolation="AREA"
                 ).to_ndarray()
+                network = None
+                if network_size is not None:
+                    network = self._network_reformatter.reformat(
+                        frame,
+                        width=network_size[1],
+                        height=network_size[0],
+                        format="rgb24",
+                        interpolation="BICUBIC",
+                    ).to_ndarray()
+                box = None
+                if border_every and count % border_every == 0:
+                    luma = frame.to_ndarray(format="gray")
+                    box = filters.content_box(luma, border_black) or (-1, -1, -1, -1)
+                self.source_size = (frame.height, frame.width)
                 last_time = count / self.fps if frame.time is None else frame.time - self._t0
                 count += 1
-                yield last_time, image
+                yield last_time, image, network, box
         except av.FFmpegError as e:
             reason = f"decoding failed after {count} frames ({av_reason(e)})"
             raise VideoReadError(self.path, reason) from e
@@ -271,9 +335,27 @@ class VideoAnalysis:
     motion: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [0] is 0
     sharpness: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     phash: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    # TransNetV2's one-hot and many-hot transition probabilities (empty with the classic detector)
+    transition: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    transition_many: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # frames sampled for black borders and their content boxes (x0, y0, x1, y1; -1: black frame)
+    border_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    border_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))
     error: str | None = None
+    source_height: int = 0  # the decoded frames' size
+    source_width: int = 0
 
-    ARRAYS = ("times", "cut_score", "motion", "sharpness", "phash")
+    ARRAYS = (
+        "times",
+        "cut_score",
+        "motion",
+        "sharpness",
+        "phash",
+        "transition",
+        "transition_many",
+        "border_frames",
+        "border_boxes",
+    )
 
     @property
     def num_frames(self) -> int:
@@ -306,10 +388,23 @@ def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings
     motion_fn = MOTION_FUNCTIONS[settings.motion_method]
     rows: list[tuple[float, float, float, float, int]] = []
     prev_luma = prev_hist = None
+    network = None
+    if settings.shots == "transnetv2":
+        network = boundaries.TransNetV2Scores(settings.device)
+    network_size = boundaries.NETWORK_SIZE if network else None
+    border_frames: list[int] = []
+    border_boxes: list[tuple[int, ...]] = []
     try:
         with SmallVideo(path, settings.width) as reader:
             result.fps = reader.fps
-            for t, rgb in reader.frames():
+            every = max(1, round(reader.fps / filters.SAMPLES_PER_SECOND))
+            frames = reader.analysis_frames(None, network_size, every, settings.border_black)
+            for t, rgb, small, box in frames:
+                if network is not None:
+                    network.add(small)
+                if box is not None:
+                    border_frames.append(len(rows))
+                    border_boxes.append(box)
                 luma, hist = grey(rgb), colour_histogram(rgb)
                 cut = motion = 0.0
                 if prev_luma is not None and prev_luma.shape != luma.shape:
@@ -329,6 +424,11 @@ def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings
         np.asarray(c, np.float32) for c in columns[1:4]
     )
     result.phash = np.asarray(columns[4], np.uint64)
+    if network is not None:
+        result.transition, result.transition_many = network.finish()
+    result.border_frames = np.asarray(border_frames, np.int64)
+    result.border_boxes = np.asarray(border_boxes, np.int32).reshape(-1, 4)
+    result.source_height, result.source_width = reader.source_size
     return result
 
 
@@ -362,6 +462,8 @@ class AnalysisCache:
                     meta["fps"],
                     *(data[name] for name in VideoAnalysis.ARRAYS),
                     error=meta["error"],
+                    source_height=meta["source"][0],
+                    source_width=meta["source"][1],
                 )
         except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
             return None
@@ -376,6 +478,7 @@ class AnalysisCache:
             "settings": asdict(analysis.settings),
             "fps": analysis.fps,
             "error": analysis.error,
+            "source": [analysis.source_height, analysis.source_width],
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(analysis, name) for name in VideoAnalysis.ARRAYS}
@@ -394,8 +497,12 @@ def _analyse_and_cache(
 
 
 def _init_worker() -> None:
+    """One thread per worker: the processes already use every core. For torch (TransNetV2) it
+    also matters for correctness: a process forked after its parent ran torch's OpenMP thread
+    pool hangs in its first parallel region; with one thread torch never enters one."""
     if cv2 is not None:
-        cv2.setNumThreads(1)  # the processes already use every core
+        cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 
 def parallel_map(fn: Callable[..., T], tasks: list[tuple], workers: int) -> Iterator[tuple[int, T]]:
@@ -478,8 +585,24 @@ class Shot:
     sharpness: float  # median variance of the Laplacian
     cut_score: float  # score of the cut that starts the shot (0 at the video start)
     phash: tuple[int, ...]  # hashes of REPRESENTATIVE_FRAMES frames spread over the shot
+    boundary: str = "start"  # what the shot follows: start (of the video), cut or gradual
     reason: str | None = None  # None: kept
     duplicate_of: str | None = None
+    source: tuple[int, int] = (0, 0)  # (height, width) of the video's frames; (0, 0): unknown
+    crop: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1): black borders cut away
+    skipped_start: int = 0  # frames after the boundary skipped for a sharper first frame
+
+    @property
+    def content_size(self) -> tuple[int, int]:
+        """(height, width) of the frames after the border crop."""
+        if self.crop is None:
+            return self.source
+        x0, y0, x1, y1 = self.crop
+        return y1 - y0, x1 - x0
+
+    @property
+    def orientation(self) -> str:
+        return filters.orientation(*self.content_size)
 
     @property
     def name(self) -> str:
@@ -496,12 +619,39 @@ class Shot:
         return self.end_frame - self.start_frame
 
 
+def find_transitions(
+    analysis: VideoAnalysis, thresholds: Thresholds
+) -> list[boundaries.Transition]:
+    """The shot boundaries of a readable video by the detector its analysis ran
+    (docs/datasets.md#shot-detection): TransNetV2's cuts and gradual transitions, or the classic
+    detector's hard cuts (scored by their cut score)."""
+    if analysis.settings.shots == "transnetv2":
+        return boundaries.find_transitions(
+            analysis.transition,
+            analysis.transition_many,
+            analysis.fps,
+            thresholds.shot_threshold,
+            thresholds.shot_extent,
+        )
+    cuts = detect_cuts(analysis.cut_score, analysis.fps, thresholds).tolist()
+    return [boundaries.Transition(c, c, "cut", float(analysis.cut_score[c])) for c in cuts]
+
+
 def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Shot]:
-    """One scored `Shot` per shot of a readable video (no verdict yet: `manifest.judge_clips`)."""
+    """One scored `Shot` per shot of a readable video (no verdict yet: `manifest.judge_clips`);
+    the frames of gradual transitions belong to no shot, each shot starts at its sharpest early
+    frame and carries its black-border crop (docs/datasets.md#visual-filters)."""
     n = analysis.num_frames
-    bounds = [0, *detect_cuts(analysis.cut_score, analysis.fps, thresholds).tolist(), n]
+    transitions = find_transitions(analysis, thresholds)
     clips = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    sharp_frames = round(thresholds.sharp_start * analysis.fps)
+    height, width = analysis.source_height, analysis.source_width
+    for first, end, before in boundaries.shot_ranges(n, transitions):
+        start = filters.sharp_start(analysis.sharpness, first, end, sharp_frames)
+        inside = (analysis.border_frames >= start) & (analysis.border_frames < end)
+        crop = filters.shot_crop(
+            analysis.border_boxes[inside], height, width, thresholds.min_border
+        )
         inner_motion = analysis.motion[start + 1 : end]  # the first frame's motion spans the cut
         picks = start + ((np.arange(REPRESENTATIVE_FRAMES) + 0.5) * (end - start)).astype(int) // (
             REPRESENTATIVE_FRAMES
@@ -517,8 +667,12 @@ def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Shot]:
                 fps=analysis.fps,
                 motion=float(inner_motion.mean()) if len(inner_motion) else 0.0,
                 sharpness=float(np.median(analysis.sharpness[start:end])),
-                cut_score=float(analysis.cut_score[start]),
+                cut_score=transitions[before].score if before >= 0 else 0.0,
                 phash=tuple(int(h) for h in analysis.phash[picks]),
+                boundary=transitions[before].kind if before >= 0 else "start",
+                source=(height, width),
+                crop=crop,
+                skipped_start=start - first,
             )
         )
     return clips

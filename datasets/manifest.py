@@ -13,18 +13,20 @@ import math
 import os
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from datasets import shots as boundaries
 from datasets.curate import (
     REPRESENTATIVE_FRAMES,
     AnalysisSettings,
     Shot,
     Thresholds,
     VideoAnalysis,
+    find_transitions,
     hamming,
     split_clips,
 )
@@ -41,13 +43,16 @@ LIMIT = 1e9  # frame numbers, times and scores of a manifest entry lie within +-
 
 
 def judge_clips(clips: list[Shot], thresholds: Thresholds) -> None:
-    """Set each clip's `reason` (None keeps it), checked in this order: too_short, static,
-    too_much_motion, blurry, duplicate (of an earlier kept clip, across all videos)."""
+    """Set each clip's `reason` (None keeps it), checked in this order: low_resolution (short side
+    of the content after the border crop), too_short, static, too_much_motion, blurry, duplicate
+    (of an earlier kept clip, across all videos)."""
     kept_hashes = np.zeros((len(clips), REPRESENTATIVE_FRAMES), np.uint64)
     kept_names: list[str] = []
     for clip in clips:
         clip.reason = clip.duplicate_of = None
-        if clip.seconds < thresholds.min_seconds:
+        if min(clip.content_size) < thresholds.min_resolution:
+            clip.reason = "low_resolution"
+        elif clip.seconds < thresholds.min_seconds:
             clip.reason = "too_short"
         elif clip.motion < thresholds.min_motion:
             clip.reason = "static"
@@ -88,6 +93,11 @@ def shot_to_json(shot: Shot) -> dict[str, Any]:
         "start": round(shot.start, 4),
         "end": round(shot.end, 4),
         "fps": round(shot.fps, 4),
+        "boundary": shot.boundary,
+        "source": {"height": shot.source[0], "width": shot.source[1]},
+        "crop": list(shot.crop) if shot.crop else None,
+        "orientation": shot.orientation,
+        "skipped_start": shot.skipped_start,
         "scores": {
             "seconds": round(shot.seconds, 4),
             "motion": round(shot.motion, 4),
@@ -138,6 +148,15 @@ def shot_from_json(entry: Any, where: str = "entry") -> Shot:
     reason, duplicate_of = (
         _field(entry, key, (str, type(None)), where, None) for key in ("reason", "duplicate_of")
     )
+    boundary = _field(entry, "boundary", str, where, "start")
+    crop = _field(entry, "crop", (list, type(None)), where, None)
+    if crop is not None and not (
+        len(crop) == 4
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < LIMIT for v in crop)
+        and crop[0] < crop[2]
+        and crop[1] < crop[3]
+    ):
+        raise ValueError(f"{where}.crop {_shown(crop)} is not a box [x0, y0, x1, y1] of pixels")
     shot = Shot(
         video=video,
         start_frame=start_frame,
@@ -149,6 +168,8 @@ def shot_from_json(entry: Any, where: str = "entry") -> Shot:
         sharpness=sharpness,
         cut_score=cut,
         phash=tuple(int(h, 16) for h in hashes),
+        boundary=boundary,
+        crop=tuple(crop) if crop else None,
         reason=reason,
         duplicate_of=duplicate_of,
     )
@@ -185,6 +206,7 @@ _TYPE_NAMES: dict[Any, str] = {
     dict: "a JSON object",
     list: "a list",
     (str, type(None)): "a string",
+    (list, type(None)): "a list or null",
 }
 
 
@@ -222,6 +244,7 @@ class Curation:
     clips: list[Shot]
     unreadable: dict[str, str]  # video -> reason
     num_videos: int
+    transitions: dict[str, list[boundaries.Transition]] = field(default_factory=dict)
 
     @property
     def kept(self) -> list[Shot]:
@@ -241,6 +264,20 @@ class Curation:
             "dropped": dict(sorted(dropped.items())),
         }
 
+    def detector(self) -> dict[str, Any]:
+        """Which shot detector ran, its version, thresholds and device
+        (docs/datasets.md#shot-detection)."""
+        name, t = self.settings.shots, self.thresholds
+        if name == "transnetv2":
+            limits = {"shot_threshold": t.shot_threshold, "shot_extent": t.shot_extent}
+            limits |= {"window": boundaries.WINDOW, "context": boundaries.CONTEXT}
+            device = boundaries.resolve_device(self.settings.device)
+        else:
+            limits = {"cut_k": t.cut_k, "cut_min": t.cut_min, "cut_window": t.cut_window}
+            device = "cpu"
+        version = boundaries.detector_version(name)
+        return {"detector": name, "version": version, "thresholds": limits, "device": device}
+
     def to_json(self) -> dict[str, Any]:
         dropped = [shot_to_json(clip) for clip in self.clips if clip.reason]
         dropped += [
@@ -253,6 +290,12 @@ class Curation:
             "src": self.src,
             "analysis": asdict(self.settings),
             "thresholds": asdict(self.thresholds),
+            "shots": self.detector(),
+            "transitions": [
+                {"video": video, **t.to_json()}
+                for video, found in self.transitions.items()
+                for t in found
+            ],
             "summary": self.summary(),
             "kept": [shot_to_json(clip) for clip in self.kept],
             "dropped": dropped,
@@ -261,11 +304,13 @@ class Curation:
 
 def curate(analyses: list[VideoAnalysis], src: str, thresholds: Thresholds) -> Curation:
     """Shots and verdicts for `analyses` (in their order, which decides who is a duplicate)."""
-    clips = [clip for a in analyses if a.error is None for clip in split_clips(a, thresholds)]
+    readable = [a for a in analyses if a.error is None]
+    clips = [clip for a in readable for clip in split_clips(a, thresholds)]
     judge_clips(clips, thresholds)
     unreadable = {a.video: a.error for a in analyses if a.error is not None}
     settings = analyses[0].settings if analyses else AnalysisSettings()
-    return Curation(src, settings, thresholds, clips, unreadable, len(analyses))
+    transitions = {a.video: find_transitions(a, thresholds) for a in readable}
+    return Curation(src, settings, thresholds, clips, unreadable, len(analyses), transitions)
 
 
 def write_manifest(path: str | os.PathLike, curation: Curation) -> None:

@@ -278,6 +278,9 @@ def manifest_sources(
         count = 0
         try:
             for count, frame in enumerate(islice(reader, shot.num_frames), 1):
+                if shot.crop:  # black borders found by curate (docs/datasets.md#visual-filters)
+                    x0, y0, x1, y1 = shot.crop
+                    frame = frame[y0:y1, x0:x1]
                 yield f"frame_{count - 1:06d}.jpg", frame
         finally:
             reader.close()
