@@ -74,13 +74,16 @@ NOT_RUN: dict[str, str] = {
 FRESH_OUTDIR = ("lvg-dataset from-videos", "lvg-dataset from-frames", "lvg-dataset synthetic")
 
 
-def help_pages(prog: str, command: click.Command) -> list[str]:
+def help_pages(prog: str, command: click.Command, parent: click.Context | None = None) -> list[str]:
     """The --help text of `command` and of every subcommand below it."""
-    ctx = click.Context(command, info_name=prog)
+    # Contexts as click makes them (the command's own settings, subcommands under their group's
+    # context): click caches a command's help option the first time a context asks for it, so a
+    # bare Context here would drop -h for every later test in the process.
+    ctx = click.Context(command, info_name=prog, parent=parent, **(command.context_settings or {}))
     pages = [command.get_help(ctx)]
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
-            pages += help_pages(f"{prog} {name}", command.get_command(ctx, name))
+            pages += help_pages(f"{prog} {name}", command.get_command(ctx, name), ctx)
     return pages
 
 
