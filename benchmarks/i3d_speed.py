@@ -20,7 +20,7 @@ import torch
 from timing import timed
 
 from datasets.synthetic import render_video
-from metrics.i3d import load_detector, preprocess
+from networks.i3d import load_detector, preprocess
 
 
 def clips(batch: int, frames: int, height: int, width: int) -> torch.Tensor:

@@ -16,10 +16,10 @@ from tqdm import tqdm
 from datasets.video_io import VideoReadError, read_image, resize_frame
 from generation.cli import DEMO_LRES, NetworkError, check_writable, load_network
 from generation.projection import Projection, Settings, project, read_clip, reconstruct
-from metrics.weights import WeightsError
 from torch_utils.cli import CONTEXT_SETTINGS, flags_in, interrupt_on_sigterm
 from torch_utils.frames import Mp4Writer, display_factor, nearest_upscale, to_uint8_hwc
 from torch_utils.misc import choose_device
+from torch_utils.weights import WeightsError
 
 MAX_CLIP_FRAMES = 4096  # per clip; the optimisation's time grows with the frames
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from metrics import registry
-from metrics.weights import WeightsError, find_i3d, i3d_how_to
 from torch_utils.cli import (
     CONTEXT_SETTINGS,
     deprecated,
@@ -16,6 +15,7 @@ from torch_utils.cli import (
     parse_res_option,
     with_deprecation_notes,
 )
+from torch_utils.weights import WeightsError, find_i3d, i3d_how_to
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

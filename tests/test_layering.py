@@ -1,5 +1,5 @@
 """The packages depend on each other one way (docs/architecture.md#packages): torch_utils at the
-bottom; networks and datasets on it; training, generation and metrics on those."""
+bottom; networks on it; datasets on both; training, generation and metrics on those."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,7 @@ PACKAGES = ("torch_utils", "networks", "datasets", "training", "generation", "me
 ALLOWED = {
     "torch_utils": set(),
     "networks": {"torch_utils"},
-    "datasets": {"torch_utils"},
+    "datasets": {"torch_utils", "networks"},  # curation: the I3D network (clip embeddings)
     "training": {"torch_utils", "networks", "datasets", "metrics"},  # metrics: --metric
     # generation/projection.py: the LPIPS loss of lvg-metrics, the clip reader of lvg-dataset
     "generation": {"torch_utils", "networks", "datasets", "metrics"},

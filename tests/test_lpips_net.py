@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 import torch
 
-from metrics import lpips_curves, weights
-from metrics.weights import WeightFile, WeightsError
+from metrics import lpips_curves
+from torch_utils import weights
 from torch_utils.misc import write_atomic
+from torch_utils.weights import WeightFile, WeightsError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lpips_reference.json"
 NETS = ("alex", "vgg")

