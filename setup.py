@@ -26,6 +26,7 @@ setup(
         "safetensors>=0.4",
         "einops>=0.6",
         "opencv-python-headless>=4.5",
+        "onnxruntime>=1.16",  # runs the PP-OCR text detector of lvg-dataset curate (CPU wheel)
         "tensorboard>=2.10",
     ],
     extras_require={
@@ -34,6 +35,9 @@ setup(
         # own dependencies (torchvision, jax) would pull a CUDA build of torch and are not used.
         "metrics": [],
         "test": ["pytest>=7", "ruff>=0.5"],
+        # Curation and dataset writing on a Ray cluster (docs/datasets.md#running-on-a-cluster-ray);
+        # [client] adds only grpcio (tensorboard pulls it anyway), for `--ray ray://HOST:10001`.
+        "scale": ["ray[client]>=2.9"],
     },
     entry_points={
         "console_scripts": [

