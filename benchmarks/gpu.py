@@ -66,10 +66,12 @@ def peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of `repeats` calls after one warm-up call (which also compiles)."""
-    fn()
-    sync(device)
+def timed(fn: Callable[[], object], device: torch.device, repeats: int, warmup=True) -> float:
+    """Median seconds of `repeats` calls after one warm-up call (which also compiles); without
+    the warm-up (`--quick` training steps, a smoke run) the first call's set-up counts too."""
+    if warmup:
+        fn()
+        sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -178,7 +180,10 @@ def training_rows(args, device: torch.device) -> Iterator[Row]:
                 gan.compile_networks()
             step = iter(range(1, 10**9))  # steps > 0: R1 every r1_interval steps, as in a run
             seconds = timed(
-                lambda g=gan, d=data: g.train_step(next(step), d), device, args.train_steps
+                lambda g=gan, d=data: g.train_step(next(step), d),
+                device,
+                args.train_steps,
+                warmup=compiled or not args.quick,
             )
             label = f"{stage} training step {dtype} (batch {batch}, accum {cfg.grad_accum})"
             yield Row(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import zipfile
@@ -123,13 +124,19 @@ def test_bad_entries_are_refused(bad, message, layout, tmp_path):
 def test_non_json_numbers_and_nesting_are_one_line_errors(layout, tmp_path):
     src, _, _ = layout
     manifest = tmp_path / "m.json"
-    for text in ['{"kept": [' + "9" * 5000 + "]}", "[" * 100_000 + "]" * 100_000]:
-        manifest.write_text(text)
-        result = run(
-            "from-videos", src, "--outdir", tmp_path / "ds", "--res", RES, "--manifest", manifest
-        )
-        assert result.exit_code != 0 and "is not readable JSON" in result.output
-        assert len(result.output.strip().splitlines()) == 1, result.output
+    # No garbage collection meanwhile: a finalizer of an earlier test's object (Ray, decoders)
+    # that ran while the JSON decoder is 1,000 frames deep would hit the recursion limit itself.
+    gc.collect()
+    gc.disable()
+    try:
+        for text in ['{"kept": [' + "9" * 5000 + "]}", "[" * 100_000 + "]" * 100_000]:
+            manifest.write_text(text)
+            args = ["--outdir", tmp_path / "ds", "--res", RES, "--manifest", manifest]
+            result = run("from-videos", src, *args)
+            assert result.exit_code != 0 and "is not readable JSON" in result.output
+            assert len(result.output.strip().splitlines()) == 1, result.output
+    finally:
+        gc.enable()
 
 
 # ---------------------------------------------------------------------------------------------------
