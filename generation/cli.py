@@ -6,7 +6,6 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -35,7 +34,12 @@ from generation.projection import Projection, load_projection, loop_for
 from generation.timeline import SEED_RANGE, Loop, Transition
 from networks.checkpoint import CheckpointError
 from networks.contract import check_chain
-from torch_utils.cli import CONTEXT_SETTINGS, FRAMES_HELP, flags_in, interrupt_on_sigterm
+from torch_utils.cli import (
+    CONTEXT_SETTINGS,
+    FRAMES_HELP,
+    click_errors,
+    interrupt_on_sigterm,
+)
 from torch_utils.frames import Mp4Writer, display_factor, make_grid, mp4_rate, nearest_upscale
 from torch_utils.misc import (
     COMPILE_CHOICES,
@@ -682,13 +686,9 @@ def main(
     )
 
 
-@contextmanager
-def _click_errors(*types: type[Exception]) -> Iterator[None]:
-    """`types` raised inside become one-line click errors (exit status 1)."""
-    try:
-        yield
-    except types as e:
-        raise click.ClickException(flags_in(str(e), FLAGS)) from None
+def _click_errors(*types: type[Exception]):
+    """`torch_utils.cli.click_errors` with this CLI's flag names."""
+    return click_errors(*types, flags=FLAGS)
 
 
 if __name__ == "__main__":

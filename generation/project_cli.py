@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -16,7 +15,7 @@ from tqdm import tqdm
 from datasets.video_io import VideoReadError, read_image, resize_frame
 from generation.cli import DEMO_LRES, NetworkError, check_writable, load_network
 from generation.projection import Projection, Settings, project, read_clip, reconstruct
-from torch_utils.cli import CONTEXT_SETTINGS, flags_in, interrupt_on_sigterm
+from torch_utils.cli import CONTEXT_SETTINGS, click_errors, interrupt_on_sigterm
 from torch_utils.frames import Mp4Writer, display_factor, nearest_upscale, to_uint8_hwc
 from torch_utils.misc import choose_device
 from torch_utils.weights import WeightsError
@@ -109,7 +108,7 @@ def main(clips, lres_path, out, steps, seed, max_frames, image, lr, device, over
     of a low-res generator, for lvg-generate --from (docs/projection.md)."""
     interrupt_on_sigterm()
     proj_path, mp4_path = output_paths(out)
-    with _click_errors(ValueError):
+    with click_errors(ValueError):
         check_writable([proj_path, mp4_path], overwrite)
         parsed = [parse_clip(c) for c in clips]
         for path, _ in parsed:
@@ -117,13 +116,13 @@ def main(clips, lres_path, out, steps, seed, max_frames, image, lr, device, over
                 raise ValueError(f"{path}: no such file or folder")
             if image and not path.is_file():
                 raise ValueError(f"{path}: --image needs an image file")
-    with _click_errors(RuntimeError):
+    with click_errors(RuntimeError):
         dev = choose_device(device)
-    with _click_errors(NetworkError):
+    with click_errors(NetworkError):
         G = load_network("--lres", lres_path or DEMO_LRES, "lres_generator", dev)
     if lres_path is None and not quiet:
         click.echo(f"no --lres given: using the demo model {DEMO_LRES}", err=True)
-    with _click_errors(VideoReadError, ValueError):
+    with click_errors(VideoReadError, ValueError):
         frames = [
             (resize_frame(read_image(p), *G.size)[None] if image else
              read_clip(p, G.size, max_frames), offset)
@@ -136,7 +135,7 @@ def main(clips, lres_path, out, steps, seed, max_frames, image, lr, device, over
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
 
-        with _click_errors(WeightsError, ValueError):
+        with click_errors(WeightsError, ValueError):
             proj = project(G, frames, steps=steps, seed=seed, device=dev, settings=settings,
                            progress=progress)  # fmt: skip
     write_outputs(G, proj, frames, proj_path, mp4_path)
@@ -160,15 +159,6 @@ def write_outputs(G, proj: Projection, frames, proj_path: Path, mp4_path: Path) 
     except BaseException:
         mp4_path.unlink(missing_ok=True)
         raise
-
-
-@contextmanager
-def _click_errors(*types: type[Exception]) -> Iterator[None]:
-    """`types` raised inside become one-line click errors (exit status 1)."""
-    try:
-        yield
-    except types as e:
-        raise click.ClickException(flags_in(str(e))) from None
 
 
 if __name__ == "__main__":

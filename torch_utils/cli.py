@@ -7,7 +7,8 @@ import functools
 import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -98,6 +99,16 @@ def flags_in(message: str, flags: dict[str, str] | None = None) -> str:
     CLIs speak of flags."""
     flags = flags or {}
     return re.sub(r"`(\w+)`", lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")), message)
+
+
+@contextmanager
+def click_errors(*types: type[Exception], flags: dict[str, str] | None = None) -> Iterator[None]:
+    """`types` raised inside become one-line click errors (exit status 1), their backticked
+    parameter names turned into flags (`flags_in`)."""
+    try:
+        yield
+    except types as e:
+        raise click.ClickException(flags_in(str(e), flags)) from None
 
 
 def _interrupt(signum, frame):
